@@ -1,0 +1,49 @@
+# The course's commands. Each target creates .venv and installs everything if needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# A CPU build of PyTorch, installed before the package so its torch range is already met.
+TORCH_SPEC ?= torch==2.13.0
+JOBS ?= 2
+export OMP_NUM_THREADS ?= 1
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg --nbval-cell-timeout=600
+
+.PHONY: lab test test-fast outputs exercises grade bench lint clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH_SPEC)" \
+		|| echo "note: $(TORCH_SPEC) is not available here; pip will choose a torch build"
+	$(BIN)/python -m pip install -q -e ".[test]"
+	@touch $(STAMP)
+
+lab: $(STAMP)  ## open JupyterLab on the course
+	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=. notebooks/01_mle_coin_flips.ipynb
+
+test: $(STAMP)  ## the whole suite: unit tests, grader, notebooks (strict), exercises (run only), lint
+	$(BIN)/python -m pytest -n $(JOBS) --dist=loadfile $(NBVAL) tests notebooks solutions exercises
+
+test-fast: $(STAMP)  ## unit tests only
+	$(BIN)/python -m pytest -n $(JOBS) tests
+
+outputs: $(STAMP)  ## re-execute lessons and solutions and store their outputs
+	$(BIN)/python -m course_utils.authoring outputs notebooks/*.ipynb solutions/*.ipynb
+
+exercises: $(STAMP)  ## regenerate exercises/ from solutions/
+	$(BIN)/python -m course_utils.authoring exercises
+
+grade: $(STAMP)  ## grade submissions: make grade A=01 S=path/to/submissions
+	$(BIN)/course-grade $(A) $(S) --out grading-out
+
+bench: $(STAMP)  ## benchmarks, each printing JSON
+	@for b in benchmarks/*.py; do echo "== $$b"; OMP_NUM_THREADS= $(BIN)/python $$b || exit 1; done
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) grading-out

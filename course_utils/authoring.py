@@ -1,0 +1,148 @@
+"""Authoring: generate exercises from solutions, and execute notebooks to store their outputs.
+
+    python -m course_utils.authoring exercises [--check]
+    python -m course_utils.authoring outputs NOTEBOOK [NOTEBOOK ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+PLACEHOLDER = 'raise NotImplementedError("Replace this line with your code.")'
+SOLUTION_ONLY = "solution-only"
+RAISES_IN_EXERCISE = "raises-in-exercise"
+RAISES = "raises-exception"
+_KEEP_NOTEBOOK_METADATA = ("kernelspec",)
+_KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
+
+
+def strip_solutions(source: str) -> tuple[str, bool]:
+    """Replace each BEGIN/END SOLUTION region with an indented placeholder.
+
+    Returns the new source and whether a placeholder sits at the top level of the cell (so
+    running the cell itself raises, not only calling a function defined in it).
+    """
+    out: list[str] = []
+    inside = False
+    top_level = False
+    for number, line in enumerate(source.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped == BEGIN:
+            if inside:
+                raise ValueError(f"line {number}: {BEGIN} inside another solution region")
+            inside = True
+            indent = line[: len(line) - len(line.lstrip())]
+            top_level = top_level or indent == ""
+            out.append(indent + PLACEHOLDER)
+        elif stripped == END:
+            if not inside:
+                raise ValueError(f"line {number}: {END} without {BEGIN}")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError(f"{BEGIN} is never closed by {END}")
+    return "\n".join(out), top_level
+
+
+def make_exercise(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The student version of a solution notebook: answers replaced, outputs cleared."""
+    nb = copy.deepcopy(solution)
+    cells = []
+    for cell in nb.cells:
+        tags = list(cell.get("metadata", {}).get("tags", []))
+        if SOLUTION_ONLY in tags:
+            continue
+        if cell.cell_type == "code":
+            cell.source, raises = strip_solutions(cell.source)
+            if RAISES_IN_EXERCISE in tags:
+                tags.remove(RAISES_IN_EXERCISE)
+                raises = True
+            if raises and RAISES not in tags:
+                tags.append(RAISES)
+            cell.outputs = []
+            cell.execution_count = None
+        cell.metadata = {"tags": tags} if tags else {}
+        cells.append(cell)
+    nb.cells = cells
+    return normalise(nb)
+
+
+def normalise(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Drop volatile metadata (widget state, timings, Python version), keeping outputs and counts."""
+    nb.metadata = {k: v for k, v in nb.metadata.items() if k in _KEEP_NOTEBOOK_METADATA}
+    nb.metadata["kernelspec"] = dict(_KERNELSPEC)
+    nb.metadata["language_info"] = {"name": "python"}
+    for index, cell in enumerate(nb.cells):
+        cell.id = f"c{index:03d}"
+        tags = cell.get("metadata", {}).get("tags", [])
+        cell.metadata = {"tags": list(tags)} if tags else {}
+        if cell.cell_type == "code":
+            for output in cell.outputs:
+                if output.get("output_type") in ("display_data", "execute_result"):
+                    output["metadata"] = {}
+    nb.nbformat, nb.nbformat_minor = 4, 5
+    return nb
+
+
+def dumps(nb: nbformat.NotebookNode) -> str:
+    return nbformat.writes(nb, version=4) + "\n"
+
+
+def exercises(check: bool = False, root: Path = ROOT) -> list[Path]:
+    """Write exercises/NN_*.ipynb from solutions/; with `check`, return the stale ones instead."""
+    stale = []
+    for sol in sorted((root / "solutions").glob("*.ipynb")):
+        target = root / "exercises" / sol.name
+        text = dumps(make_exercise(nbformat.read(sol, as_version=4)))
+        if target.exists() and target.read_text(encoding="utf-8") == text:
+            continue
+        stale.append(target)
+        if not check:
+            target.parent.mkdir(exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+    orphans = [p for p in (root / "exercises").glob("*.ipynb") if not (root / "solutions" / p.name).exists()]
+    return stale + orphans
+
+
+def execute(path: Path, timeout: int = 900) -> None:
+    """Run a notebook top to bottom in a fresh kernel and store its normalised outputs."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    client.execute()
+    path.write_text(dumps(normalise(nb)), encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course_utils.authoring", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    ex = sub.add_parser("exercises", help="regenerate exercises/ from solutions/")
+    ex.add_argument("--check", action="store_true", help="only report stale exercises (exit 1)")
+    out = sub.add_parser("outputs", help="execute notebooks and store their outputs")
+    out.add_argument("notebooks", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "exercises":
+        changed = exercises(check=args.check)
+        for path in changed:
+            print(("stale: " if args.check else "wrote: ") + str(path.relative_to(ROOT)))
+        return 1 if (args.check and changed) else 0
+    from tqdm.auto import tqdm
+
+    for path in tqdm(args.notebooks, desc="executing", unit="notebook"):
+        execute(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

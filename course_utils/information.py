@@ -1,0 +1,32 @@
+"""Entropy, cross-entropy and KL divergence between discrete distributions (natural log, nats)."""
+
+from __future__ import annotations
+
+import torch
+
+from .validate import ArrayLike, as_distribution
+
+
+def entropy(p: ArrayLike) -> float:
+    """H(p) = -Σ p log p, with 0 log 0 = 0."""
+    pt = as_distribution(p, "p")
+    return float(-torch.special.xlogy(pt, pt).sum())
+
+
+def cross_entropy(p: ArrayLike, q: ArrayLike) -> float:
+    """CE(p, q) = -Σ p log q; infinite when q is 0 where p is not."""
+    pt, qt = _pair(p, q)
+    return float(-torch.special.xlogy(pt, qt).sum())
+
+
+def kl_divergence(p: ArrayLike, q: ArrayLike) -> float:
+    """KL(p ‖ q) = Σ p log(p / q) = CE(p, q) - H(p) >= 0."""
+    pt, qt = _pair(p, q)
+    return float((torch.special.xlogy(pt, pt) - torch.special.xlogy(pt, qt)).sum())
+
+
+def _pair(p: ArrayLike, q: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:
+    pt, qt = as_distribution(p, "p"), as_distribution(q, "q")
+    if pt.shape != qt.shape:
+        raise ValueError(f"p and q must have the same length, got {pt.numel()} and {qt.numel()}")
+    return pt, qt

@@ -1,0 +1,309 @@
+"""Graded items: one definition of each assignment item serves the learner's `check` and the grader.
+
+An item's outcome crosses a process boundary as *plain data* (None, bool, int, float, str,
+lists, and arrays as tagged dicts), so the code that produced it cannot influence how it is
+compared: `to_plain` runs next to the learner's code, `judge` runs in trusted code.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+MAX_ELEMENTS = 1_000_000
+PLACEHOLDER = "NotImplementedError"
+
+
+@dataclass(frozen=True)
+class Case:
+    """Arguments for one call: a tuple, or a function with no arguments that builds the tuple."""
+
+    args: tuple | Callable[[], tuple]
+
+    def build(self) -> tuple:
+        args = self.args() if callable(self.args) else self.args
+        return copy.deepcopy(tuple(args))
+
+
+@dataclass(frozen=True)
+class FunctionItem:
+    """A function the learner writes, compared with `reference` on public and hidden cases."""
+
+    name: str
+    points: float
+    reference: Callable
+    public: tuple[Case, ...]
+    hidden: tuple[Case, ...] = ()
+    rtol: float = 1e-6
+    atol: float = 1e-9
+    hint: str = ""
+
+    def cases(self, hidden: bool) -> tuple[Case, ...]:
+        return self.public + self.hidden if hidden else self.public
+
+
+@dataclass(frozen=True)
+class AnswerItem:
+    """A concept question answered by a variable, e.g. `ANSWER_SMOOTHING = False`."""
+
+    name: str
+    points: float
+    expected: Any
+    choices: tuple = ()
+    atol: float = 0.0
+    hint: str = ""
+
+
+Item = FunctionItem | AnswerItem
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One chapter's graded items, in notebook order."""
+
+    key: str
+    title: str
+    items: tuple[Item, ...]
+    notes: dict = field(default_factory=dict)
+
+    @property
+    def number(self) -> str:
+        return self.key.split("_", 1)[0]
+
+    @property
+    def max_score(self) -> float:
+        return float(sum(item.points for item in self.items))
+
+    def item(self, name: str) -> Item:
+        for item in self.items:
+            if item.name == name:
+                return item
+        raise KeyError(name)
+
+
+# ---------------------------------------------------------------- values → plain data
+
+class Unsupported(TypeError):
+    """A value of a type the comparison does not accept."""
+
+
+_NUMPY_SCALARS = {np.float16, np.float32, np.float64, np.int8, np.int16, np.int32, np.int64,
+                  np.uint8, np.uint16, np.uint32, np.uint64, np.bool_}
+
+
+def to_plain(value: Any, _depth: int = 0) -> Any:
+    """Convert a returned value to plain data, accepting only exact built-in and array types.
+
+    Subclasses are refused on purpose: an object whose `__eq__` says yes to everything must not
+    pass as a number.
+    """
+    if _depth > 20:
+        raise Unsupported("nested too deeply")
+    kind = type(value)
+    if value is None or kind in (bool, int, float, str):
+        if kind is int and abs(value) > 2**63:
+            raise Unsupported("an integer too large to compare")
+        return value
+    if kind in _NUMPY_SCALARS:
+        return value.item()
+    if kind is np.ndarray:
+        return _array(value)
+    if kind in (torch.Tensor, torch.nn.Parameter):
+        t = value.detach().to("cpu")
+        if t.dtype in (torch.bfloat16, torch.float16):
+            t = t.float()
+        if t.is_complex() or t.layout != torch.strided:
+            raise Unsupported(f"a {t.dtype} tensor with layout {t.layout}")
+        return _array(t.numpy())
+    if kind in (list, tuple):
+        if len(value) > MAX_ELEMENTS:
+            raise Unsupported("a list that is too long")
+        return [to_plain(v, _depth + 1) for v in value]
+    raise Unsupported(f"an object of type {kind.__name__}")
+
+
+def _array(a: np.ndarray) -> dict:
+    if a.size > MAX_ELEMENTS:
+        raise Unsupported(f"an array of {a.size} elements (the limit is {MAX_ELEMENTS})")
+    if a.dtype.kind not in "biuf":
+        raise Unsupported(f"an array of dtype {a.dtype}")
+    return {"__array__": True, "dtype": str(a.dtype), "shape": list(a.shape), "data": a.ravel().tolist()}
+
+
+def _is_array(x: Any) -> bool:
+    return type(x) is dict and x.get("__array__") is True
+
+
+def _np(x: dict) -> np.ndarray:
+    return np.asarray(x["data"], dtype=np.dtype(x["dtype"])).reshape(x["shape"])
+
+
+# ---------------------------------------------------------------- running a case
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one call produced: a plain value, or the name and message of the exception it raised."""
+
+    value: Any = None
+    error: str | None = None
+
+    def to_json(self) -> dict:
+        return {"value": self.value, "error": self.error}
+
+    @staticmethod
+    def from_json(d: Any) -> Outcome:
+        if type(d) is not dict or set(d) != {"value", "error"}:
+            return Outcome(error="ProtocolError: malformed result")
+        err = d["error"]
+        if err is not None and type(err) is not str:
+            return Outcome(error="ProtocolError: malformed error")
+        return Outcome(value=d["value"], error=err[:500] if err else None)
+
+
+def call_case(fn: Callable, args: tuple) -> Outcome:
+    """Call the learner's function on a copy of `args` and convert what it returns."""
+    try:
+        result = fn(*copy.deepcopy(args))
+    except NotImplementedError:
+        return Outcome(error=PLACEHOLDER)
+    except Exception as exc:  # the learner's error, reported to them
+        return Outcome(error=f"{type(exc).__name__}: {exc}"[:500])
+    return plain_outcome(result)
+
+
+def plain_outcome(result: Any) -> Outcome:
+    try:
+        return Outcome(value=to_plain(result))
+    except Unsupported as exc:
+        return Outcome(error=f"Unsupported: returned {exc}")
+
+
+def expected_outcome(item: FunctionItem, args: tuple) -> Any:
+    """The reference's answer for `args`, as plain data (trusted code only)."""
+    return to_plain(item.reference(*copy.deepcopy(args)))
+
+
+# ---------------------------------------------------------------- comparing
+
+def judge(expected: Any, got: Any, rtol: float, atol: float) -> str | None:
+    """None when `got` matches `expected` within tolerance, else a short reason."""
+    if isinstance(expected, bool):
+        if type(got) is not bool:
+            return f"expected True or False, got {describe(got)}"
+        return None if got == expected else f"expected {expected}, got {got}"
+    if isinstance(expected, str):
+        if type(got) is not str:
+            return f"expected text, got {describe(got)}"
+        return None if got.strip().lower() == expected.strip().lower() else f"expected a different answer than {got!r}"
+    if isinstance(expected, (int, float)):
+        got_num = _scalar(got)
+        if got_num is None:
+            return f"expected a single number, got {describe(got)}"
+        return _close(float(expected), got_num, rtol, atol)
+    if _is_array(expected):
+        return _judge_array(_np(expected), got, rtol, atol)
+    if isinstance(expected, list):
+        if type(got) is not list:
+            return f"expected a tuple or list of {len(expected)} values, got {describe(got)}"
+        if len(got) != len(expected):
+            return f"expected {len(expected)} values, got {len(got)}"
+        for i, (e, g) in enumerate(zip(expected, got, strict=True)):
+            reason = judge(e, g, rtol, atol)
+            if reason:
+                return f"element {i}: {reason}"
+        return None
+    if expected is None:
+        return None if got is None else f"expected None, got {describe(got)}"
+    raise TypeError(f"reference produced an unsupported value {expected!r}")
+
+
+def _scalar(got: Any) -> float | None:
+    if type(got) in (int, float):
+        return float(got)
+    if _is_array(got) and int(np.prod(got["shape"])) == 1 and got["dtype"][0] in "fiu":
+        return float(_np(got).reshape(()))
+    return None
+
+
+def _close(expected: float, got: float, rtol: float, atol: float) -> str | None:
+    if math.isnan(got):
+        return "got NaN"
+    if math.isinf(expected) or math.isinf(got):
+        return None if got == expected else f"expected {fmt(expected)}, got {fmt(got)}"
+    if abs(got - expected) <= atol + rtol * abs(expected):
+        return None
+    return f"expected {fmt(expected)}, got {fmt(got)}"
+
+
+def _judge_array(expected: np.ndarray, got: Any, rtol: float, atol: float) -> str | None:
+    if not _is_array(got):
+        return f"expected an array of shape {tuple(expected.shape)}, got {describe(got)}"
+    g = _np(got)
+    if g.shape != expected.shape:
+        return f"expected shape {tuple(expected.shape)}, got {tuple(g.shape)}"
+    if expected.dtype.kind == "b" and g.dtype.kind != "b":
+        return f"expected a boolean array, got dtype {g.dtype}"
+    if expected.dtype.kind in "iu" and g.dtype.kind not in "iu":
+        return f"expected an integer array, got dtype {g.dtype}"
+    if expected.dtype.kind == "f" and g.dtype.kind != "f":
+        return f"expected a floating-point array, got dtype {g.dtype}"
+    if expected.dtype.kind == "f":
+        g64, e64 = g.astype(np.float64), expected.astype(np.float64)
+        if np.isnan(g64).any() and not np.isnan(e64).any():
+            return "the result contains NaN"
+        ok = np.isclose(g64, e64, rtol=rtol, atol=atol, equal_nan=True)
+    else:
+        ok = g == expected
+    if ok.all():
+        return None
+    idx = tuple(int(i) for i in np.argwhere(~ok)[0])
+    return f"{int((~ok).sum())} of {ok.size} values differ; at index {idx} expected {fmt(expected[idx].item())}, got {fmt(g[idx].item())}"
+
+
+def fmt(x: Any) -> str:
+    """A number with 4 significant digits; other values briefly."""
+    if isinstance(x, float):
+        return f"{x:.4g}"
+    return repr(x)
+
+
+def describe(x: Any, limit: int = 60) -> str:
+    """A short description of a plain value for feedback."""
+    if _is_array(x):
+        return f"an array of shape {tuple(x['shape'])} and dtype {x['dtype']}"
+    if type(x) is float:
+        return fmt(x)
+    if type(x) is list:
+        text = "[" + ", ".join(describe(v, limit) for v in x[:6]) + (", …]" if len(x) > 6 else "]")
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+    text = repr(x)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def describe_args(args: tuple) -> str:
+    """Arguments as the learner would type them, shortened."""
+    parts = []
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            parts.append(f"tensor of shape {tuple(a.shape)}")
+        elif isinstance(a, np.ndarray):
+            parts.append(f"array of shape {a.shape}")
+        else:
+            try:
+                parts.append(describe(to_plain(a)))
+            except Unsupported:
+                parts.append(type(a).__name__)
+    return ", ".join(parts)
+
+
+def score_answer(item: AnswerItem, got: Any) -> str | None:
+    """None when a concept answer is right, else a short reason."""
+    if item.choices and not any(judge(to_plain(c), got, 0.0, 0.0) is None for c in item.choices):
+        return f"{item.name} must be one of {', '.join(repr(c) for c in item.choices)}; got {describe(got)}"
+    return judge(to_plain(item.expected), got, 0.0, item.atol)
