@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
+import re
+import string
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,3 +96,249 @@ def random_batch(
     offsets = torch.arange(context + 1)
     windows = tokens[starts[:, None] + offsets]
     return windows[:, :-1], windows[:, 1:]
+
+
+# ---------------------------------------------------------------- words
+
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
+def split_words(text: str, lowercase: bool = False) -> list[str]:
+    """Words and punctuation marks of `text`, in order ("Hi, you." → ['Hi', ',', 'you', '.'])."""
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a string, got {type(text).__name__}")
+    return _WORD.findall(text.lower() if lowercase else text)
+
+
+@dataclass(frozen=True)
+class WordTokenizer:
+    """Words ↔ integer ids, for worked examples on sentences; the vocabulary is sorted."""
+
+    words: tuple[str, ...]
+    lowercase: bool = False
+
+    @classmethod
+    def from_text(cls, text: str | list[str], lowercase: bool = False) -> WordTokenizer:
+        """The vocabulary of the words of a text (or of several texts)."""
+        texts = [text] if isinstance(text, str) else list(text)
+        vocab = {w for t in texts for w in split_words(t, lowercase)}
+        if not vocab:
+            raise ValueError("a tokenizer needs a text with at least one word to build its vocabulary")
+        return cls(tuple(sorted(vocab)), lowercase)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.words)
+
+    def encode(self, text: str) -> torch.Tensor:
+        """Token ids (int64) of the words of `text`; unknown words are an error naming them."""
+        index = {w: i for i, w in enumerate(self.words)}
+        tokens = split_words(text, self.lowercase)
+        unknown = sorted(set(tokens) - index.keys())
+        if unknown:
+            shown = ", ".join(repr(w) for w in unknown[:5])
+            raise ValueError(f"words not in the vocabulary: {shown}{' …' if len(unknown) > 5 else ''}")
+        return torch.tensor([index[w] for w in tokens], dtype=torch.long)
+
+    def decode(self, ids: torch.Tensor | list[int]) -> str:
+        """The words of token ids joined by single spaces; ids outside the vocabulary are an error."""
+        values = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+        bad = [i for i in values if not isinstance(i, int) or not 0 <= i < len(self.words)]
+        if bad:
+            raise ValueError(f"token ids outside 0..{len(self.words) - 1}: {bad[:5]}")
+        return " ".join(self.words[i] for i in values)
+
+
+# ---------------------------------------------------------------- a language with a known entropy
+
+_ALPHABET = string.ascii_lowercase + string.ascii_uppercase + string.digits
+_MAX_CONTEXTS = 4096
+
+
+class SyntheticLanguage:
+    """A random sparse Markov source whose entropy rate is computed exactly.
+
+    Each context (the previous `order` tokens) allows only a few next tokens, with random
+    probabilities. The source is stationary: sampled text starts from the stationary
+    distribution of contexts, so every position has the same statistics and the mean
+    negative log-probability of sampled text converges to `entropy_rate()`.
+    Build one with `SyntheticLanguage.random(vocab_size, order, branching, seed)`.
+    """
+
+    def __init__(self, transition: torch.Tensor) -> None:
+        t = torch.as_tensor(transition, dtype=torch.float64)
+        if t.ndim < 2 or len(set(t.shape)) != 1:
+            raise ValueError(f"transition must have shape (V, ..., V) with order + 1 equal sizes, got {tuple(t.shape)}")
+        vocab, order = t.shape[0], t.ndim - 1
+        if vocab < 2 or vocab > len(_ALPHABET):
+            raise ValueError(f"vocabulary size must be between 2 and {len(_ALPHABET)}, got {vocab}")
+        if vocab**order > _MAX_CONTEXTS:
+            raise ValueError(f"{vocab}**{order} contexts exceed the limit of {_MAX_CONTEXTS}")
+        flat = t.reshape(-1, vocab)
+        if not torch.isfinite(flat).all() or (flat < 0).any():
+            raise ValueError("transition probabilities must be finite and non-negative")
+        if not torch.allclose(flat.sum(1), torch.ones(len(flat), dtype=torch.float64), atol=1e-9):
+            raise ValueError("every row of the transition table must sum to 1")
+        self.vocab_size, self.order = vocab, order
+        self.transition = t
+        self.conditional = flat  # (V**order, V): row c is Pr(next token | context c)
+        self.stationary = _stationary(flat, vocab, order)  # (V**order,) over contexts
+        self.alphabet = _ALPHABET[:vocab]
+
+    @classmethod
+    def random(cls, vocab_size: int = 12, order: int = 1, branching: int = 3, seed: int = 0) -> SyntheticLanguage:
+        """A source where each context allows `branching` next tokens with Dirichlet(1) probabilities.
+
+        One allowed successor of a context ending in token a is always a + 1 (mod V): this
+        makes every context lead back to one cycle, so the stationary distribution is unique.
+        """
+        for name, value, low in (("vocab_size", vocab_size, 2), ("order", order, 1), ("branching", branching, 1)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if branching > vocab_size:
+            raise ValueError(f"branching ({branching}) cannot exceed vocab_size ({vocab_size})")
+        if not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        g = torch.Generator().manual_seed(seed)
+        n_ctx = vocab_size**order
+        table = torch.zeros(n_ctx, vocab_size, dtype=torch.float64)
+        for c in range(n_ctx):
+            forced = (c % vocab_size + 1) % vocab_size
+            others = [int(i) for i in torch.randperm(vocab_size, generator=g) if int(i) != forced]
+            allowed = torch.tensor([forced] + others[: branching - 1])
+            weights = -torch.log1p(-torch.rand(branching, generator=g, dtype=torch.float64))
+            table[c, allowed] = weights / weights.sum()
+        return cls(table.reshape((vocab_size,) * (order + 1)))
+
+    # ---- exact quantities
+
+    def entropy_rate(self) -> float:
+        """H = Σ_c π(c) H(Pr(· | c)) in nats per token: the best achievable mean log-loss."""
+        row_entropy = -torch.special.xlogy(self.conditional, self.conditional).sum(1)
+        return float(self.stationary @ row_entropy)
+
+    def token_distribution(self) -> torch.Tensor:
+        """The stationary probability of each token (the frequency of tokens in long samples)."""
+        return self.stationary @ self.conditional
+
+    def cross_entropy_rate(self, log_q: torch.Tensor) -> float:
+        """Expected log-loss (nats/token) of a model that predicts from the last j ≤ order tokens.
+
+        `log_q` has shape (V,)*j + (V,): log q(next | last j tokens); j = 0 is a unigram model.
+        The result is H + KL rate ≥ H, with equality only when q matches the source.
+        """
+        lq = torch.as_tensor(log_q, dtype=torch.float64)
+        v = self.vocab_size
+        j = lq.ndim - 1
+        if lq.ndim < 1 or any(s != v for s in lq.shape) or j > self.order:
+            raise ValueError(f"log_q must have shape (V,)*j + (V,) with V = {v} and j <= {self.order}, "
+                             f"got {tuple(lq.shape)}")
+        rows = lq.reshape(-1, v)[torch.arange(v**self.order) % (v**j)]  # each context's last j tokens
+        terms = torch.where(self.conditional > 0, -self.conditional * rows, torch.zeros((), dtype=torch.float64))
+        return float(self.stationary @ terms.sum(1))
+
+    def conditional_log_probs(self, tokens: torch.Tensor) -> torch.Tensor:
+        """log Pr(x_t | previous `order` tokens) for t = order … n-1 (length n - order)."""
+        x = self._check_tokens(tokens)
+        if x.shape[-1] <= self.order:
+            raise ValueError(f"need more than order = {self.order} tokens, got {x.shape[-1]}")
+        ctx = torch.zeros(x.shape[:-1] + (x.shape[-1] - self.order,), dtype=torch.long)
+        for k in range(self.order):
+            ctx = ctx * self.vocab_size + x[..., k: x.shape[-1] - self.order + k]
+        return torch.log(self.conditional[ctx, x[..., self.order:]])
+
+    # ---- sampling
+
+    def sample(self, n_tokens: int, generator: torch.Generator) -> torch.Tensor:
+        """One stationary stream of `n_tokens` token ids (int64)."""
+        if not isinstance(n_tokens, int) or n_tokens < self.order:
+            raise ValueError(f"n_tokens must be an integer >= order = {self.order}, got {n_tokens!r}")
+        v, n_ctx = self.vocab_size, self.vocab_size**self.order
+        ctx = int(torch.multinomial(self.stationary, 1, generator=generator))
+        out = [(ctx // v**(self.order - 1 - k)) % v for k in range(self.order)]
+        cum = torch.cumsum(self.conditional, 1)
+        cum[:, -1] = 1.0
+        cum_rows = cum.tolist()
+        u = torch.rand(max(n_tokens - self.order, 0), generator=generator, dtype=torch.float64).tolist()
+        for r in u:
+            x = bisect.bisect_right(cum_rows[ctx], r)
+            out.append(x)
+            ctx = (ctx * v + x) % n_ctx
+        return torch.tensor(out[:n_tokens], dtype=torch.long)
+
+    def sample_sequences(self, n_sequences: int, length: int, generator: torch.Generator) -> torch.Tensor:
+        """`n_sequences` independent stationary sequences, shape (n_sequences, length), int64."""
+        if not isinstance(n_sequences, int) or n_sequences < 1:
+            raise ValueError(f"n_sequences must be a positive integer, got {n_sequences!r}")
+        if not isinstance(length, int) or length < self.order:
+            raise ValueError(f"length must be an integer >= order = {self.order}, got {length!r}")
+        v, n_ctx = self.vocab_size, self.vocab_size**self.order
+        ctx = torch.multinomial(self.stationary, n_sequences, replacement=True, generator=generator)
+        cols = [(ctx // v**(self.order - 1 - k)) % v for k in range(self.order)]
+        cum = torch.cumsum(self.conditional, 1)
+        cum[:, -1] = 1.0
+        for _ in range(length - self.order):
+            u = torch.rand(n_sequences, 1, generator=generator, dtype=torch.float64)
+            x = torch.searchsorted(cum[ctx], u, right=True).squeeze(1).clamp_(max=v - 1)
+            cols.append(x)
+            ctx = (ctx * v + x) % n_ctx
+        return torch.stack(cols[:length], dim=1) if length else torch.zeros(n_sequences, 0, dtype=torch.long)
+
+    def text(self, tokens: torch.Tensor) -> str:
+        """Token ids as letters of `alphabet`, for display."""
+        return "".join(self.alphabet[i] for i in self._check_tokens(tokens).reshape(-1).tolist())
+
+    def _check_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = torch.as_tensor(tokens)
+        if x.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
+            raise ValueError(f"tokens must be integer ids, got dtype {x.dtype}")
+        x = x.long()
+        if x.numel() and (x.min() < 0 or x.max() >= self.vocab_size):
+            raise ValueError(f"token ids must lie in 0..{self.vocab_size - 1}")
+        return x
+
+    def __repr__(self) -> str:
+        return (f"SyntheticLanguage(vocab_size={self.vocab_size}, order={self.order}, "
+                f"entropy_rate={self.entropy_rate():.4f} nats/token)")
+
+
+def _stationary(conditional: torch.Tensor, vocab: int, order: int) -> torch.Tensor:
+    """The unique stationary distribution over contexts; a clear error if it is not unique."""
+    n_ctx = vocab**order
+    ctx = torch.arange(n_ctx)
+    # move[c, x]: the context after emitting x from context c
+    move = (ctx[:, None] * vocab + torch.arange(vocab)[None, :]) % n_ctx
+    chain = torch.zeros(n_ctx, n_ctx, dtype=torch.float64)
+    chain.index_put_((ctx[:, None].expand(-1, vocab), move), conditional, accumulate=True)
+    # A context that the chain keeps visiting (found by iterating from the uniform distribution)
+    # must be reachable from every context, or there are several recurrent classes.
+    mass = torch.full((n_ctx,), 1.0 / n_ctx, dtype=torch.float64)
+    flat_move = move.reshape(-1)
+    for _ in range(256):
+        mass = torch.zeros_like(mass).index_add_(0, flat_move, (mass[:, None] * conditional).reshape(-1))
+    anchor = int(torch.argmax(mass))
+    edges = chain > 0
+    recurrent = _closure(edges, anchor)  # contexts reachable from the anchor
+    if not bool(_closure(edges.T, anchor).all()):
+        raise ValueError("some contexts cannot reach the others: the stationary distribution is not unique")
+    idx = recurrent.nonzero().squeeze(1)
+    sub = chain[idx][:, idx]
+    a = sub.T - torch.eye(len(idx), dtype=torch.float64)
+    a[-1] = 1.0
+    b = torch.zeros(len(idx), dtype=torch.float64)
+    b[-1] = 1.0
+    pi = torch.zeros(n_ctx, dtype=torch.float64)
+    pi[idx] = torch.linalg.solve(a, b).clamp_min(0)
+    return pi / pi.sum()
+
+
+def _closure(edges: torch.Tensor, start: int) -> torch.Tensor:
+    """Boolean mask of the nodes reachable from `start` along `edges[from, to]`."""
+    seen = torch.zeros(len(edges), dtype=torch.bool)
+    seen[start] = True
+    frontier = seen.clone()
+    while frontier.any():
+        nxt = edges[frontier].any(0) & ~seen
+        seen |= nxt
+        frontier = nxt
+    return seen

@@ -1,0 +1,105 @@
+"""Chapter 02's sequence maths in `course_utils.likelihood`."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from course_utils.likelihood import (
+    bits_per_token,
+    dataset_log_likelihood,
+    mean_token_log_likelihood,
+    nats_per_token,
+    perplexity,
+    perplexity_from_bits,
+    perplexity_from_log_probs,
+    sequence_log_prob,
+    sum_log_probs,
+    temperature_distribution,
+    two_sequence_objective,
+)
+
+
+def test_chain_rule_equals_log_of_the_joint():
+    conditionals = [0.5, 0.25, 0.8]
+    assert sequence_log_prob(conditionals) == pytest.approx(math.log(0.5 * 0.25 * 0.8), abs=1e-12)
+    assert sequence_log_prob(torch.tensor(conditionals)) == pytest.approx(math.log(0.1), abs=1e-7)
+
+
+def test_long_sequences_do_not_underflow():
+    # the product 0.5**2000 is 0 in float64; the sum of logs is exact
+    assert math.prod([0.5] * 2000) == 0.0
+    assert sequence_log_prob([0.5] * 2000) == pytest.approx(2000 * math.log(0.5), rel=1e-12)
+
+
+def test_one_impossible_token_makes_the_sequence_impossible():
+    assert sequence_log_prob([0.9, 0.0, 0.9]) == -math.inf
+    assert sequence_log_prob([0.9, 1e-12, 0.9]) < -27
+
+
+@pytest.mark.parametrize("bad", [[], [0.5, 1.5], [-0.1], "0.5", [[0.5]], [float("nan")]])
+def test_sequence_log_prob_rejects_non_probabilities(bad):
+    with pytest.raises(ValueError):
+        sequence_log_prob(bad)
+
+
+def test_conditional_log_likelihood_of_the_seed_example():
+    assert sum_log_probs([-0.7, -0.4]) == pytest.approx(-1.1, abs=1e-12)
+    with pytest.raises(ValueError, match="<= 0"):
+        sum_log_probs([-0.7, 0.4])
+
+
+def test_two_sequence_objective_has_all_five_terms():
+    p = [0.9, 0.8, 0.7, 0.6, 0.5]
+    assert two_sequence_objective(*p) == pytest.approx(sum(math.log(v) for v in p), abs=1e-12)
+    # each term matters: changing any one probability changes the objective by its log-ratio
+    for i in range(5):
+        q = list(p)
+        q[i] = p[i] / 2
+        assert two_sequence_objective(*q) == pytest.approx(two_sequence_objective(*p) - math.log(2))
+
+
+def test_dataset_objective_and_the_2_5_change():
+    data = [[0.5, 0.4], [0.9, 0.3, 0.05], [0.6]]
+    total = dataset_log_likelihood(data)
+    assert total == pytest.approx(sum(sequence_log_prob(s) for s in data))
+    improved = [[0.5, 0.4], [0.9, 0.3, 0.05 * math.exp(2.5)], [0.6]]  # only sequence 2 gains 2.5
+    assert dataset_log_likelihood(improved) - total == pytest.approx(2.5, abs=1e-12)
+
+
+def test_mean_per_token_weighs_tokens_equally():
+    data = [[0.5], [0.5] * 9]
+    assert dataset_log_likelihood(data) == pytest.approx(10 * math.log(0.5))
+    assert mean_token_log_likelihood(data) == pytest.approx(math.log(0.5))
+    with pytest.raises(ValueError, match="non-empty list"):
+        dataset_log_likelihood([])
+
+
+def test_perplexity_and_bits():
+    assert perplexity(math.log(4)) == pytest.approx(4.0)
+    assert perplexity_from_log_probs([math.log(0.25)] * 3) == pytest.approx(4.0)
+    assert perplexity_from_log_probs([math.log(0.5), math.log(0.125)]) == pytest.approx(4.0)
+    assert bits_per_token(math.log(8)) == pytest.approx(3.0)
+    assert nats_per_token(3.0) == pytest.approx(math.log(8))
+    assert perplexity_from_bits(3.0) == pytest.approx(perplexity(math.log(8)))
+    assert perplexity(0.0) == 1.0
+    for f in (perplexity, bits_per_token, nats_per_token, perplexity_from_bits):
+        with pytest.raises(ValueError):
+            f(-0.1)
+    with pytest.raises(ValueError, match="<= 0"):
+        perplexity_from_log_probs([0.3])
+
+
+def test_temperature_distribution():
+    p = [0.5, 0.3, 0.2]
+    assert temperature_distribution(p, 1.0).tolist() == pytest.approx(p)
+    assert temperature_distribution(p, 0).tolist() == [1.0, 0.0, 0.0]
+    t = temperature_distribution(p, 2.0)
+    root = torch.tensor(p, dtype=torch.float64) ** 0.5
+    assert torch.allclose(t, root / root.sum())
+    with pytest.raises(ValueError, match="temperature"):
+        temperature_distribution(p, -1)
+    with pytest.raises(ValueError, match="sum to 1"):
+        temperature_distribution([0.5, 0.6], 1.0)
