@@ -85,8 +85,8 @@ def _evaluate_function(item: FunctionItem, fn: Any) -> Feedback:
         if reason:
             return _fail(item.name, f"case {i}, {call}: {reason}", item.hint)
     n = len(item.public)
-    return Feedback(True, f"✅ {item.name}: all {n} public case{'s' if n != 1 else ''} pass "
-                          "(the graded run also uses hidden cases).")
+    passed = "the public case passes" if n == 1 else f"all {n} public cases pass"
+    return Feedback(True, f"✅ {item.name}: {passed} (the graded run also uses hidden cases).")
 
 
 def _fail(name: str, reason: str, hint: str) -> Feedback:

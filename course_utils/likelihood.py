@@ -52,7 +52,7 @@ def fit_bernoulli_by_gradient(
         opt.zero_grad()
         (-mean_ll).backward()  # optimizers minimise: ascend ℓ by descending -ℓ
         opt.step()
-        history.append(float(torch.sigmoid(w)))
+        history.append(torch.sigmoid(w.detach()).item())
     return history[-1], history
 
 
