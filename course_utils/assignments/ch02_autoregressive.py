@@ -1,0 +1,135 @@
+"""Chapter 02 assignment: the autoregressive decomposition of a sequence's likelihood."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..data import SyntheticLanguage
+from ..items import AnswerItem, Assignment, Case, FunctionItem
+from ..likelihood import (
+    perplexity_from_log_probs,
+    sequence_log_prob,
+    sum_log_probs,
+    temperature_distribution,
+    two_sequence_objective,
+)
+from ..ngram import bigram_probabilities
+
+
+def most_likely_sequence(sequences) -> int:
+    """Index of the sequence with the highest log-probability Σ_i log Pr(x_i | x_<i) (first on ties)."""
+    if len(sequences) == 0:
+        raise ValueError("sequences is empty: at least one sequence is needed")
+    scores = [sequence_log_prob(s) for s in sequences]
+    return max(range(len(scores)), key=lambda i: (scores[i], -i))
+
+
+def _tokens(vocab_size: int, n: int, seed: int) -> list[int]:
+    lang = SyntheticLanguage.random(vocab_size, 1, 3, seed=seed)
+    return lang.sample(n, torch.Generator().manual_seed(seed)).tolist()
+
+
+def _probs(n: int, seed: int, low: float = 0.05) -> list[float]:
+    g = torch.Generator().manual_seed(seed)
+    return (low + (1 - low) * torch.rand(n, generator=g, dtype=torch.float64)).tolist()
+
+
+ASSIGNMENT = Assignment(
+    key="02_autoregressive",
+    title="Autoregressive decomposition of sequence likelihood",
+    items=(
+        FunctionItem(
+            name="sequence_log_prob", points=2, reference=sequence_log_prob,
+            public=(Case(([0.5, 0.25],)), Case((torch.tensor([0.9, 0.8, 0.7], dtype=torch.float64),))),
+            hidden=(Case(([0.3],)),  # one token: a loop that skips the first term returns 0
+                    Case(([0.5] * 2000,)),  # the product underflows to 0; the sum of logs does not
+                    Case(([0.9, 0.0, 0.9],)),  # an impossible token: -inf
+                    Case(lambda: (_probs(40, 21),)),
+                    Case(([0.2, 0.5, 0.1, 0.9],))),
+            rtol=1e-6, atol=1e-6,
+            hint="add log Pr(x_i | x_<i) over every position, the first included; never multiply "
+                 "log-probabilities, and never take the log of the product (it underflows).",
+        ),
+        FunctionItem(
+            name="objective_two_sequences", points=2, reference=two_sequence_objective,
+            public=(Case((0.5, 0.4, 0.9, 0.3, 0.2)),),
+            hidden=(Case((0.1, 0.2, 0.3, 0.4, 0.5)), Case((0.9, 0.9, 0.01, 0.9, 0.9)),
+                    Case((0.02, 0.9, 0.9, 0.9, 0.9)), Case((0.9, 0.9, 0.9, 0.9, 0.03)),
+                    Case((0.6, 0.0, 0.5, 0.5, 0.5))),
+            rtol=1e-6, atol=1e-6,
+            hint="five terms: log Pr(x_0) + log Pr(x_1|x_0) + log Pr(y_0) + log Pr(y_1|y_0) + "
+                 "log Pr(y_2|y_0,y_1). The objective adds the two sequences' log-probabilities.",
+        ),
+        AnswerItem(
+            name="ANSWER_OBJECTIVE_CHANGE", points=1, expected=2.5, atol=1e-9,
+            hint="the objective is a plain sum over sequences; only one term changed.",
+        ),
+        AnswerItem(
+            name="ANSWER_LONG_SEQUENCES", points=1, expected="C", choices=("A", "B", "C", "D"),
+            hint="count the terms each sequence adds to the objective, and their sign.",
+        ),
+        AnswerItem(
+            name="ANSWER_CHAIN_RULE", points=1, expected="B", choices=("A", "B", "C", "D"),
+            hint="which rule writes Pr(x) as a product of conditionals?",
+        ),
+        AnswerItem(
+            name="ANSWER_LOG_CLAIM", points=1, expected=False, choices=(True, False),
+            hint="log(a · b) = log a + log b: which way round does the logarithm convert?",
+        ),
+        FunctionItem(
+            name="conditional_log_likelihood", points=1, reference=sum_log_probs,
+            public=(Case(([-0.7, -0.4],)),),
+            hidden=(Case(([-2.0, -0.5, -0.5],)), Case(([-0.7],)), Case(([-0.1] * 50,)),
+                    Case((torch.tensor([-1.5, -0.2, -3.0], dtype=torch.float64),))),
+            rtol=1e-6, atol=1e-6,
+            hint="the steps are already log-probabilities: add them (do not multiply them, "
+                 "and do not add the probabilities).",
+        ),
+        AnswerItem(
+            name="ANSWER_FLAWED_CALCULATION", points=1, expected="D", choices=("A", "B", "C", "D"),
+            hint="compute what each described mistake would give and compare with the reported 0.28.",
+        ),
+        FunctionItem(
+            name="most_likely_sequence", points=1, reference=most_likely_sequence,
+            public=(Case(([[0.5, 0.5], [0.9, 0.1], [0.6, 0.6]],)),),
+            hidden=(Case(([[0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9], [0.5]],)),  # summed probabilities favour the long one
+                    Case(([[0.9, 0.0], [0.1, 0.1]],)),  # an impossible token loses
+                    Case(([[0.2], [0.9, 0.9, 0.3], [0.5, 0.5]],)),
+                    Case(([[0.1, 0.1], [0.4, 0.01], [0.05, 0.3]],))),
+            hint="score each sequence by the sum of the logs of its conditionals and return the "
+                 "index (0-based) of the highest score.",
+        ),
+        FunctionItem(
+            name="bigram_mle", points=2, reference=bigram_probabilities,
+            public=(Case(([0, 1, 1, 2, 0, 1], 3)),),
+            hidden=(Case(([0, 0, 1], 3)),  # token 2 is never followed by anything: a uniform row
+                    Case(lambda: (_tokens(6, 400, 22), 6)),
+                    Case(lambda: (torch.tensor(_tokens(4, 50, 23)), 4)),
+                    Case(([2, 2, 2, 2], 4))),
+            rtol=1e-6, atol=1e-7,
+            hint="count pairs C[a, b] = #(a followed by b) and divide each row by its total; a row "
+                 "with no counts is uniform, 1 / vocab_size. Return a (V, V) tensor.",
+        ),
+        FunctionItem(
+            name="perplexity_from_log_probs", points=1, reference=perplexity_from_log_probs,
+            public=(Case(([math.log(0.25)] * 3,)),),
+            hidden=(Case(([math.log(0.5), math.log(0.125)],)), Case(([-0.1, -2.3, -0.7, -1.2],)),
+                    Case(([0.0, 0.0],)), Case((torch.tensor([-1.0, -3.0], dtype=torch.float64),))),
+            rtol=1e-6, atol=1e-9,
+            hint="perplexity = exp(mean negative log-probability per token), in nats: use the mean, "
+                 "not the sum, and exp, not 2**.",
+        ),
+        FunctionItem(
+            name="temperature_probs", points=1, reference=temperature_distribution,
+            public=(Case(([0.5, 0.3, 0.2], 1.0)), Case(([0.5, 0.3, 0.2], 0.5))),
+            hidden=(Case(([0.5, 0.3, 0.2], 2.0)), Case(([0.1, 0.6, 0.3], 0.0)),
+                    Case(([0.25, 0.25, 0.25, 0.25], 0.3)), Case(([0.7, 0.2, 0.1], 10.0))),
+            rtol=1e-6, atol=1e-9,
+            hint="raise each probability to the power 1/T and renormalise (or softmax(log p / T)); "
+                 "T = 0 means greedy: probability 1 on the most probable token. Return a tensor.",
+        ),
+    ),
+    notes={"lesson": "notebooks/02_autoregressive.ipynb"},
+)
