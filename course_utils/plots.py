@@ -90,6 +90,71 @@ def heldout_comparison(labels: Sequence[str], train: Sequence[float], heldout: S
     ax.bar(pos - 0.2, train, width=0.4, label="training data")
     ax.bar(pos + 0.2, heldout, width=0.4, label="held-out data")
     ax.set_xticks(pos, labels)
-    ax.set(ylabel="mean log-likelihood per flip (nats)", title="higher is better")
+    ax.set(xlabel="model", ylabel="mean log-likelihood per flip (nats)", title="higher is better")
+    ax.legend(fontsize=8)
+    return fig
+
+
+# ---------------------------------------------------------------- chapter 02: sequences
+
+def token_log_probs(labels: Sequence[str], log_probs: Sequence[float], title: str = "") -> Figure:
+    """One bar per token, log Pr(x_t | x_<t), with the running total log Pr(x_1 … x_t) as a line."""
+    lp = np.asarray(list(log_probs), dtype=float)
+    pos = np.arange(len(lp))
+    floor = min(-1.0, float(np.min(lp[np.isfinite(lp)], initial=-1.0)) * 1.1)
+    shown = np.where(np.isfinite(lp), lp, floor)
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.32 * len(lp) + 2.0), 3.2), layout="constrained")
+    colors = ["C3" if not np.isfinite(v) else "C0" for v in lp]
+    ax.bar(pos, shown, color=colors, label="log Pr(token | previous)")
+    ax.set_ylabel("log-probability (nats)")
+    ax.set_xticks(pos, [repr(s)[1:-1] or "␣" for s in labels])
+    twin = ax.twinx()
+    twin.plot(pos, np.cumsum(shown), color="C1", marker=".", label="running total")
+    twin.set_ylabel("running total (nats)", color="C1")
+    twin.grid(False)
+    ax.set(xlabel="token", title=title or f"log Pr(sequence) = {lp.sum():.4g} nats")
+    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    ax.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="lower left")
+    return fig
+
+
+def entropy_convergence(ns: Sequence[int], cross_entropy: Sequence[float], entropy: float) -> Figure:
+    """Exact cross-entropy of models fitted on n tokens, falling towards the source's entropy rate."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8.0, 3.0), layout="constrained")
+    a.plot(ns, cross_entropy, "o-", label="fitted bigram: cross-entropy")
+    a.axhline(entropy, color="C2", linestyle=":", label=f"entropy rate H = {entropy:.4f}")
+    a.set(xscale="log", xlabel="training tokens n", ylabel="nats per token", title="CE → H")
+    a.legend(fontsize=8)
+    b.loglog(ns, np.asarray(cross_entropy) - entropy, "o-", color="C3")
+    b.set(xlabel="training tokens n", ylabel="CE − H = KL (nats per token)", title="the gap shrinks")
+    return fig
+
+
+def length_dominance(lengths: Sequence[int], seq_log_probs: Sequence[float]) -> Figure:
+    """Each sequence's log-probability against its length: long ones carry most of the sum."""
+    n = np.asarray(list(lengths), dtype=float)
+    lp = np.asarray(list(seq_log_probs), dtype=float)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8.0, 3.0), layout="constrained")
+    a.scatter(n, lp, s=12)
+    a.set(xlabel="sequence length (tokens)", ylabel="log Pr(x) (nats)", title="one term per token")
+    order = np.argsort(-n)
+    share = np.cumsum(lp[order]) / lp.sum()
+    b.plot(np.arange(1, len(n) + 1) / len(n), share, label="share of the objective")
+    b.plot(np.arange(1, len(n) + 1) / len(n), np.cumsum(n[order]) / n.sum(), "--", label="share of the tokens")
+    b.set(xlabel="fraction of sequences (longest first)", ylabel="cumulative share",
+          title="sum ≈ tokens, not sequences")
+    b.legend(fontsize=8)
+    return fig
+
+
+def temperature_bars(labels: Sequence[str], probs: torch.Tensor, temperatures: Sequence[float]) -> Figure:
+    """The next-token distribution at several temperatures, as grouped bars."""
+    pos = np.arange(len(labels))
+    width = 0.8 / len(temperatures)
+    fig, ax = plt.subplots(layout="constrained")
+    for j, (t, row) in enumerate(zip(temperatures, probs, strict=True)):
+        ax.bar(pos + (j - (len(temperatures) - 1) / 2) * width, np.asarray(row), width=width, label=f"T = {t:g}")
+    ax.set_xticks(pos, [repr(s)[1:-1] or "␣" for s in labels])
+    ax.set(xlabel="next token", ylabel="probability", title="low T sharpens, high T flattens")
     ax.legend(fontsize=8)
     return fig
