@@ -37,8 +37,9 @@ def check(name: str, value: Any = _MISSING) -> None:
     """Print one ✅ or ❌ line for the graded item `name` (looked up in your notebook if not given)."""
     if value is _MISSING:
         frame = inspect.currentframe()
-        caller = frame.f_back.f_globals if frame and frame.f_back else {}
-        value = caller.get(name, _MISSING)
+        caller = frame.f_back if frame else None
+        if caller is not None:
+            value = caller.f_locals.get(name, caller.f_globals.get(name, _MISSING))
     print(evaluate(name, value).message)
 
 

@@ -12,10 +12,10 @@ from ..validate import as_tensor
 
 def best_theta(thetas, losses) -> float:
     """The θ with the smallest loss: argmin_θ Σ L(x; θ) read off a table."""
-    t, l = as_tensor(thetas, "thetas"), as_tensor(losses, "losses")
-    if t.shape != l.shape:
-        raise ValueError(f"thetas and losses must have the same length, got {t.numel()} and {l.numel()}")
-    return float(t[int(torch.argmin(l))])
+    t, loss = as_tensor(thetas, "thetas"), as_tensor(losses, "losses")
+    if t.shape != loss.shape:
+        raise ValueError(f"thetas and losses must have the same length, got {t.numel()} and {loss.numel()}")
+    return float(t[int(torch.argmin(loss))])
 
 
 def _flips(n: int, p: float, seed: int) -> torch.Tensor:

@@ -1,0 +1,94 @@
+"""Every assignment: its items are checked in the notebooks, pass on the solution, fail on the exercise.
+
+Graded definitions must be self-contained: they may rely on the notebook's first cell (imports
+and set-up) but on nothing computed elsewhere, so a learner's later cells cannot break them.
+"""
+
+import re
+from pathlib import Path
+
+import matplotlib
+import nbformat
+import pytest
+
+from course_utils import assignments
+from course_utils.checks import evaluate
+from course_utils.items import AnswerItem
+
+matplotlib.use("Agg")
+ROOT = Path(__file__).resolve().parent.parent
+KEYS = [k for k in assignments.keys() if (ROOT / "solutions" / f"{k}.ipynb").exists()]
+CHECK_CALL = re.compile(r"""check\(\s*["'](\w+)["']""")
+
+
+def _cells(folder: str, key: str) -> list[str]:
+    nb = nbformat.read(ROOT / folder / f"{key}.ipynb", as_version=4)
+    return [c.source for c in nb.cells if c.cell_type == "code"]
+
+
+def _defines(source: str, name: str) -> bool:
+    return re.search(rf"^(def {name}\(|{name}\s*=)", source, re.MULTILINE) is not None
+
+
+def _namespace(folder: str, key: str) -> dict:
+    cells = _cells(folder, key)
+    items = assignments.load(key).items
+    ns: dict = {"__name__": "__main__"}
+    exec(compile(cells[0], f"{key}:cell0", "exec"), ns)
+    for i, src in enumerate(cells[1:], start=1):
+        if any(_defines(src, item.name) for item in items):
+            try:
+                exec(compile(src, f"{key}:cell{i}", "exec"), ns)
+            except NotImplementedError:
+                pass
+    return ns
+
+
+def test_there_is_at_least_one_assignment():
+    assert "01_mle_coin_flips" in KEYS
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_assignment_has_enough_items_and_unique_names(key):
+    a = assignments.load(key)
+    names = [item.name for item in a.items]
+    assert len(names) >= 6 and len(set(names)) == len(names)
+    assert a.number == key[:2] and a.max_score > 0
+
+
+def test_item_names_are_unique_across_the_course():
+    names = [item.name for k in assignments.keys() for item in assignments.load(k).items]
+    assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_every_item_is_defined_and_checked_right_after(key):
+    cells = _cells("solutions", key)
+    checked = [m for src in cells for m in CHECK_CALL.findall(src)]
+    names = [item.name for item in assignments.load(key).items]
+    assert checked == names, "each item needs exactly one check(...) cell, in item order"
+    for name in names:
+        where = [i for i, src in enumerate(cells) if _defines(src, name)]
+        assert len(where) == 1, f"{name} must be defined in exactly one cell"
+        assert name in cells[where[0] + 1] and "check(" in cells[where[0] + 1]
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_solution_passes_every_check(key):
+    ns = _namespace("solutions", key)
+    for item in assignments.load(key).items:
+        fb = evaluate(item.name, ns[item.name])
+        assert fb.passed, fb.message
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_untouched_exercise_fails_every_check(key):
+    ns = _namespace("exercises", key)
+    for item in assignments.load(key).items:
+        if isinstance(item, AnswerItem):
+            assert item.name not in ns
+            fb = evaluate(item.name)
+        else:
+            fb = evaluate(item.name, ns[item.name])
+            assert "not implemented yet" in fb.message
+        assert not fb.passed and fb.message.startswith("❌") and "\n" not in fb.message
