@@ -1,0 +1,369 @@
+"""The isolated runner, trusted side: one fork server per worker slot, one fresh child per submission.
+
+As root, each slot claims a private unprivileged uid (locked with flock so that concurrent
+graders never share one); the child runs as that uid, and after it ends every process of that
+uid is killed. Without root, the child keeps the grader's uid and relies on resource limits,
+its process group and the fork server acting as subreaper.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+UID_RANGE = range(61000, 62000)
+LOCK_DIR = Path(tempfile.gettempdir()) / "course-grade-uids"
+MAX_RESULT_BYTES = 256 * 2**20
+MAX_LINE_BYTES = 32 * 2**20
+KEEP_OUTPUT_HEAD = 16 * 2**10
+KEEP_OUTPUT_TAIL = 4 * 2**10
+_SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm")
+_START_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for one submission."""
+
+    timeout: float
+    memory: int = 2 * 2**30
+    fsize: int = 64 * 2**20
+    nproc: int = 64
+
+    @property
+    def cell_slice(self) -> float:
+        """Time for one cell, or for one item's cases, before its alarm fires."""
+        return max(1.0, self.timeout / 2)
+
+
+@dataclass
+class RunResult:
+    """What came back from one child: its streamed messages, its output, how it ended."""
+
+    items: dict[str, dict] = field(default_factory=dict)
+    final: set[str] = field(default_factory=set)
+    cell_errors: list[tuple[int, str]] = field(default_factory=list)
+    done: bool = False
+    output_head: bytes = b""
+    output_tail: bytes = b""
+    output_bytes: int = 0
+    result_bytes: int = 0
+    protocol_errors: int = 0
+    exit: dict = field(default_factory=dict)
+    elapsed: float = 0.0
+
+    def output_text(self) -> str:
+        text = self.output_head.decode("utf-8", "replace")
+        if self.output_bytes > len(self.output_head):
+            text += f"\n[… {self.output_bytes - len(self.output_head) - len(self.output_tail)} bytes left out …]\n"
+            text += self.output_tail.decode("utf-8", "replace")
+        return text
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+class Worker:
+    """One worker slot: a fork server process that has imported torch, and (as root) a private uid."""
+
+    def __init__(self, spec_path: Path, workdir: Path):
+        self.spec_path, self.workdir = spec_path, workdir
+        self.uid: int | None = None
+        self._lock_fd: int | None = None
+        self._proc: subprocess.Popen | None = None
+        self._sock: socket.socket | None = None
+        self._buffer = b""
+        self._jobs = 0
+        if is_root():
+            self.uid, self._lock_fd = _claim_uid()
+
+    # -- fork server lifecycle
+    def start(self) -> None:
+        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1")
+        code = "import sys; from course_utils.grading.harness import serve; serve(int(sys.argv[1]), sys.argv[2])"
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", code, str(child_sock.fileno()), str(self.spec_path)],
+            pass_fds=[child_sock.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            env=env, cwd=str(self.workdir), start_new_session=True)
+        child_sock.close()
+        self._sock, self._buffer = parent_sock, b""
+        ready = self._read_message(time.monotonic() + _START_TIMEOUT_S)
+        if not ready or not ready.get("ready"):
+            self.stop()
+            raise RuntimeError("the grading fork server did not start (see the messages above)")
+
+    def stop(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                _kill_group(self._proc.pid)
+                self._proc.wait()
+            self._proc = None
+
+    def close(self) -> None:
+        self.stop()
+        if self.uid is not None:
+            _remove_files_of(self.uid)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # -- one submission
+    def run(self, cells: list[str], limits: Limits) -> RunResult:
+        """Run one submission's code cells in a fresh child; always returns, whatever the child did."""
+        if self._proc is None or self._proc.poll() is not None:
+            self.stop()
+            self.start()
+        self._jobs += 1
+        scratch = self.workdir / f"scratch-{os.getpid()}-{id(self)}-{self._jobs}"
+        scratch.mkdir(mode=0o700)
+        jobs_dir = self.workdir / "jobs"
+        job_path = jobs_dir / f"{scratch.name}.json"
+        job_path.write_text(json.dumps({
+            "cells": cells, "timeout": limits.timeout, "slice": limits.cell_slice, "uid": self.uid,
+            "scratch": str(scratch),
+            "limits": {"memory": limits.memory, "fsize": limits.fsize,
+                       "nproc": limits.nproc if self.uid is not None else _nproc_for_own_uid()},
+        }), encoding="utf-8")
+        if self.uid is not None:
+            os.chown(scratch, self.uid, self.uid)
+        result_r, result_w = os.pipe()
+        output_r, output_w = os.pipe()
+        run = RunResult()
+        try:
+            socket.send_fds(self._sock, [json.dumps({"job": str(job_path)}).encode()], [result_w, output_w])
+            os.close(result_w)
+            os.close(output_w)
+            self._collect(run, result_r, output_r, limits)
+        finally:
+            for fd in (result_r, output_r):
+                os.close(fd)
+            for fd in (result_w, output_w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            job_path.unlink(missing_ok=True)
+            shutil.rmtree(scratch, ignore_errors=True)
+            if self.uid is not None:
+                _remove_files_of(self.uid)
+        return run
+
+    def _collect(self, run: RunResult, result_r: int, output_r: int, limits: Limits) -> None:
+        sel = selectors.DefaultSelector()
+        sel.register(result_r, selectors.EVENT_READ, "result")
+        sel.register(output_r, selectors.EVENT_READ, "output")
+        sel.register(self._sock, selectors.EVENT_READ, "control")
+        start = time.monotonic()
+        backstop = start + limits.timeout + 20.0
+        pending = b""
+        child_pid = None
+        open_fds = 2
+        drain_until = None
+        while True:
+            now = time.monotonic()
+            if drain_until is not None and (open_fds == 0 or now > drain_until):
+                break
+            if now > backstop:  # the fork server itself is stuck: replace it
+                run.exit = {"timed_out": True}
+                if child_pid:
+                    _kill_group(child_pid)
+                self._abandon()
+                break
+            wait = min(backstop, drain_until or backstop) - now
+            for key, _ in sel.select(timeout=max(0.0, min(wait, 1.0))):
+                if key.data == "control":
+                    msgs, alive = self._read_available()
+                    for msg in msgs:
+                        if "pid" in msg:
+                            child_pid = msg["pid"]
+                        elif "elapsed" in msg:
+                            run.exit = msg
+                            drain_until = time.monotonic() + 2.0
+                    if not alive:  # the fork server died: the child goes with it
+                        sel.unregister(self._sock)
+                        if child_pid:
+                            _kill_group(child_pid)
+                        run.exit = run.exit or {"worker_died": True}
+                        self._abandon()
+                        drain_until = drain_until or time.monotonic() + 2.0
+                    continue
+                chunk = os.read(key.fd, 1 << 16)
+                if not chunk:
+                    sel.unregister(key.fd)
+                    open_fds -= 1
+                    continue
+                if key.data == "output":
+                    _keep_output(run, chunk)
+                else:
+                    pending = _take_lines(run, pending + chunk)
+        sel.close()
+        run.elapsed = time.monotonic() - start
+
+    def _read_available(self) -> tuple[list[dict], bool]:
+        try:
+            data = self._sock.recv(1 << 16)
+        except OSError:
+            data = b""
+        if not data:
+            return [], False
+        self._buffer += data
+        msgs = []
+        while b"\n" in self._buffer:
+            line, self._buffer = self._buffer.split(b"\n", 1)
+            msgs.append(json.loads(line))
+        return msgs, True
+
+    def _read_message(self, deadline: float) -> dict | None:
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or self._proc.poll() is not None and not _readable(self._sock, 0):
+                return None
+            if not _readable(self._sock, min(left, 0.5)):
+                continue
+            data = self._sock.recv(1 << 16)
+            if not data:
+                return None
+            self._buffer += data
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def _abandon(self) -> None:
+        if self._proc is not None:
+            _kill_group(self._proc.pid)
+            self._proc.kill()
+        self.stop()
+
+
+def _readable(sock: socket.socket, timeout: float) -> bool:
+    sel = selectors.DefaultSelector()
+    sel.register(sock, selectors.EVENT_READ)
+    try:
+        return bool(sel.select(timeout))
+    finally:
+        sel.close()
+
+
+def _take_lines(run: RunResult, data: bytes) -> bytes:
+    """Parse complete JSON lines from the child; keep the incomplete rest (bounded)."""
+    *lines, rest = data.split(b"\n")
+    for line in lines:
+        run.result_bytes += len(line) + 1
+        if run.result_bytes > MAX_RESULT_BYTES or not line:
+            run.protocol_errors += bool(line)
+            continue
+        try:
+            msg = json.loads(line)
+        except (ValueError, RecursionError):
+            run.protocol_errors += 1
+            continue
+        _record(run, msg)
+    if len(rest) > MAX_LINE_BYTES:
+        run.protocol_errors += 1
+        run.result_bytes += len(rest)
+        return b""
+    return rest
+
+
+def _record(run: RunResult, msg: object) -> None:
+    if type(msg) is not dict:
+        run.protocol_errors += 1
+        return
+    if msg.get("done") is True:
+        run.done = True
+    elif type(msg.get("cell")) is int and type(msg.get("error")) is str:
+        if len(run.cell_errors) < 50:
+            run.cell_errors.append((msg["cell"], msg["error"][:300]))
+    elif type(msg.get("item")) is str:
+        name = msg["item"]
+        if name in run.final and msg.get("final") is not True:
+            return
+        run.items[name] = msg
+        if msg.get("final") is True:
+            run.final.add(name)
+    else:
+        run.protocol_errors += 1
+
+
+def _keep_output(run: RunResult, chunk: bytes) -> None:
+    run.output_bytes += len(chunk)
+    room = KEEP_OUTPUT_HEAD - len(run.output_head)
+    if room > 0:
+        run.output_head += chunk[:room]
+        chunk = chunk[room:]
+    if chunk:
+        run.output_tail = (run.output_tail + chunk)[-KEEP_OUTPUT_TAIL:]
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _claim_uid() -> tuple[int, int]:
+    """A uid from UID_RANGE that no other grader on this machine holds, with its lock."""
+    LOCK_DIR.mkdir(mode=0o700, exist_ok=True)
+    for uid in UID_RANGE:
+        fd = os.open(LOCK_DIR / f"{uid}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return uid, fd
+    raise RuntimeError(f"every sandbox uid in {UID_RANGE.start}-{UID_RANGE.stop - 1} is in use")
+
+
+def _remove_files_of(uid: int) -> None:
+    """Delete what the submission's uid left in the shared temporary directories."""
+    for top in _SHARED_TMP:
+        try:
+            entries = list(os.scandir(top))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                pass
+
+
+def _nproc_for_own_uid() -> int:
+    """Without root, RLIMIT_NPROC counts all of the user's processes: allow the current ones plus 128."""
+    uid, count = os.getuid(), 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                st = os.stat(f"/proc/{entry}")
+            except OSError:
+                continue
+            if st.st_uid == uid:
+                try:
+                    count += len(os.listdir(f"/proc/{entry}/task"))
+                except OSError:
+                    count += 1
+    return count + 128
