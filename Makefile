@@ -21,8 +21,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[test]"
 	@touch $(STAMP)
 
+# JupyterLab refuses to start as root unless told; containers often run as root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: $(STAMP)  ## open JupyterLab on the course
-	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=. notebooks/01_mle_coin_flips.ipynb
+	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=. $(ROOT_FLAG) $(LAB_ARGS) notebooks/01_mle_coin_flips.ipynb
 
 test: $(STAMP)  ## the whole suite: unit tests, grader, notebooks (strict), exercises (run only), lint
 	$(BIN)/python -m pytest -n $(JOBS) --dist=loadfile $(NBVAL) tests notebooks solutions exercises
