@@ -1,0 +1,296 @@
+"""Masked language modelling: the masking procedure, the MLM objective, pseudo-log-likelihood scoring."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+IGNORE_INDEX = -100
+"""The target value of positions that are not predicted (PyTorch's default `ignore_index`)."""
+
+SPLIT = (0.8, 0.1, 0.1)
+"""Of the selected positions: shares replaced by the mask token, by a random token, left unchanged."""
+
+# Codes of a masking plan, one per position.
+UNTOUCHED, MASKED, RANDOM, KEPT = 0, 1, 2, 3
+
+LogitsFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+class Masked(NamedTuple):
+    """A corrupted batch: `inputs` (x̄) and `targets` (the original token where predicted, else ignore)."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+
+
+# ---------------------------------------------------------------- validation
+
+def _token_tensor(tokens: torch.Tensor, vocab_size: int, name: str = "tokens") -> torch.Tensor:
+    if not isinstance(tokens, torch.Tensor):
+        raise ValueError(f"{name} must be a tensor of integer token ids, got {type(tokens).__name__}")
+    if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
+        raise ValueError(f"{name} must hold integer token ids, got dtype {tokens.dtype}")
+    if tokens.ndim == 0 or tokens.numel() == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D or 2-D tensor, got shape {tuple(tokens.shape)}")
+    t = tokens.long()
+    if t.min() < 0 or t.max() >= vocab_size:
+        raise ValueError(f"{name} has ids outside 0..{vocab_size - 1}")
+    return t
+
+
+def _id(value: int, vocab_size: int, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < vocab_size:
+        raise ValueError(f"{name} must be a token id in 0..{vocab_size - 1}, got {value!r}")
+    return value
+
+
+def _rate(rate: float) -> float:
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 < float(rate) <= 1.0:
+        raise ValueError(f"the mask rate must be a number in (0, 1], got {rate!r}")
+    return float(rate)
+
+
+def _split(split: Sequence[float]) -> tuple[float, float, float]:
+    try:
+        parts = tuple(float(s) for s in split)
+    except (TypeError, ValueError):
+        raise ValueError(f"split must be three numbers (mask, random, keep), got {split!r}") from None
+    if len(parts) != 3 or any(not math.isfinite(p) or p < 0 for p in parts):
+        raise ValueError(f"split must be three non-negative numbers (mask, random, keep), got {split!r}")
+    if abs(sum(parts) - 1.0) > 1e-9:
+        raise ValueError(f"split must sum to 1, but sums to {sum(parts):.6g}")
+    return parts  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------- the masking procedure
+
+def masking_plan(
+    shape: Sequence[int] | torch.Size,
+    generator: torch.Generator,
+    rate: float = 0.15,
+    split: Sequence[float] = SPLIT,
+    eligible: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """What happens at each position (int64 codes UNTOUCHED, MASKED, RANDOM, KEPT).
+
+    Each eligible position is selected independently with probability `rate`; a selected one
+    becomes MASKED, RANDOM or KEPT with the probabilities in `split`. Positions where `eligible`
+    is False (special tokens) are never selected. Two uniform draws per position, both from
+    `generator`, so one seed gives one plan.
+    """
+    if not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    rate, (p_mask, p_random, _) = _rate(rate), _split(split)
+    shape = torch.Size(shape)
+    if eligible is None:
+        eligible = torch.ones(shape, dtype=torch.bool)
+    if eligible.dtype != torch.bool or eligible.shape != shape:
+        raise ValueError(f"eligible must be a boolean tensor of shape {tuple(shape)}, "
+                         f"got {eligible.dtype} of shape {tuple(eligible.shape)}")
+    u_select = torch.rand(shape, generator=generator, dtype=torch.float64)
+    u_kind = torch.rand(shape, generator=generator, dtype=torch.float64)
+    return decisions_from_uniforms(u_select, u_kind, rate, eligible, (p_mask, p_random))
+
+
+def decisions_from_uniforms(
+    u_select: torch.Tensor, u_kind: torch.Tensor, rate: float, eligible: torch.Tensor,
+    shares: tuple[float, float] = SPLIT[:2],
+) -> torch.Tensor:
+    """Plan codes from two uniform numbers per position: select if u_select < rate, then split by u_kind."""
+    if u_select.shape != u_kind.shape or eligible.shape != u_select.shape:
+        raise ValueError(f"u_select, u_kind and eligible must have one shape, got {tuple(u_select.shape)}, "
+                         f"{tuple(u_kind.shape)} and {tuple(eligible.shape)}")
+    p_mask, p_random = shares
+    selected = (u_select < rate) & eligible.bool()
+    codes = torch.full(u_select.shape, KEPT, dtype=torch.long)
+    codes[u_kind < p_mask + p_random] = RANDOM
+    codes[u_kind < p_mask] = MASKED
+    codes[~selected] = UNTOUCHED
+    return codes
+
+
+def apply_plan(
+    tokens: torch.Tensor, plan: torch.Tensor, mask_id: int, random_ids: torch.Tensor,
+    ignore_index: int = IGNORE_INDEX,
+) -> Masked:
+    """Corrupt `tokens` by a plan: MASKED → mask_id, RANDOM → the token in `random_ids`, KEPT → itself.
+
+    Targets hold the original token at every selected position (MASKED, RANDOM or KEPT) and
+    `ignore_index` at the others.
+    """
+    if plan.shape != tokens.shape or random_ids.shape != tokens.shape:
+        raise ValueError(f"tokens, plan and random_ids must have one shape, got {tuple(tokens.shape)}, "
+                         f"{tuple(plan.shape)} and {tuple(random_ids.shape)}")
+    inputs = tokens.clone()
+    inputs[plan == MASKED] = mask_id
+    inputs[plan == RANDOM] = random_ids[plan == RANDOM]
+    targets = torch.where(plan != UNTOUCHED, tokens, torch.full_like(tokens, ignore_index))
+    return Masked(inputs, targets)
+
+
+def mask_tokens(
+    tokens: torch.Tensor,
+    mask_id: int,
+    vocab_size: int,
+    generator: torch.Generator,
+    rate: float = 0.15,
+    special_ids: Sequence[int] = (),
+    split: Sequence[float] = SPLIT,
+    ignore_index: int = IGNORE_INDEX,
+) -> Masked:
+    """BERT-style corruption of a batch of token ids for masked language modelling.
+
+    About `rate` of the positions are selected (never a special token or the mask token); of
+    those, by default 80 % become `mask_id`, 10 % a random non-special token, 10 % stay. The
+    targets are the original tokens at the selected positions and `ignore_index` elsewhere.
+    Every random draw comes from `generator`.
+    """
+    if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size < 2:
+        raise ValueError(f"vocab_size must be an integer >= 2, got {vocab_size!r}")
+    x = _token_tensor(tokens, vocab_size)
+    mask_id = _id(mask_id, vocab_size, "mask_id")
+    special = {_id(int(s), vocab_size, "special id") for s in special_ids} | {mask_id}
+    if not isinstance(ignore_index, int) or 0 <= ignore_index < vocab_size:
+        raise ValueError(f"ignore_index must be an integer that is not a token id, got {ignore_index!r}")
+    pool = torch.tensor([i for i in range(vocab_size) if i not in special], dtype=torch.long)
+    if len(pool) == 0:
+        raise ValueError("every id is special: no token is left to predict or to draw at random")
+    eligible = ~torch.isin(x, torch.tensor(sorted(special)))
+    plan = masking_plan(x.shape, generator, rate, split, eligible)
+    random_ids = pool[torch.randint(len(pool), x.shape, generator=generator)]
+    return apply_plan(x, plan, mask_id, random_ids, ignore_index)
+
+
+# ---------------------------------------------------------------- the objective
+
+def _logits_targets(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
+        raise ValueError("logits must be a floating-point tensor of shape (..., vocab_size)")
+    if not isinstance(targets, torch.Tensor) or targets.is_floating_point() or targets.dtype == torch.bool:
+        raise ValueError("targets must be an integer tensor")
+    if logits.ndim < 2 or logits.shape[:-1] != targets.shape:
+        raise ValueError(f"logits must have shape targets.shape + (vocab_size,), got {tuple(logits.shape)} "
+                         f"for targets of shape {tuple(targets.shape)}")
+    v = logits.shape[-1]
+    t = targets.long()
+    bad = (t != ignore_index) & ((t < 0) | (t >= v))
+    if bad.any():
+        raise ValueError(f"targets must be token ids in 0..{v - 1} or ignore_index={ignore_index}")
+    return logits.reshape(-1, v), t.reshape(-1)
+
+
+def masked_log_likelihood(logits: torch.Tensor, targets: torch.Tensor,
+                          ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """Σ_{i∈A(x)} log Pr(x_i | x̄), summed over the batch: by hand, position by masked position.
+
+    `logits[..., i, :]` are the model's scores for position i given the corrupted input; A(x)
+    is where `targets != ignore_index`. Differentiable; 0 when nothing is masked.
+    """
+    flat_logits, flat_targets = _logits_targets(logits, targets, ignore_index)
+    total = flat_logits.new_zeros(())
+    for i in (flat_targets != ignore_index).nonzero().flatten().tolist():
+        log_probs = flat_logits[i] - torch.logsumexp(flat_logits[i], dim=0)  # log-softmax
+        total = total + log_probs[flat_targets[i]]
+    return total
+
+
+def mlm_loss(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = IGNORE_INDEX,
+             reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy over the masked positions only: `F.cross_entropy` with `ignore_index`.
+
+    With reduction="sum" it equals −`masked_log_likelihood`; "mean" divides by |A|.
+    """
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    flat_logits, flat_targets = _logits_targets(logits, targets, ignore_index)
+    if reduction == "mean" and not (flat_targets != ignore_index).any():
+        raise ValueError("no position is masked: the mean loss over zero positions is undefined")
+    return F.cross_entropy(flat_logits, flat_targets, ignore_index=ignore_index, reduction=reduction)
+
+
+def unigram_log_probs(tokens: torch.Tensor, vocab_size: int, smoothing: float = 1.0) -> torch.Tensor:
+    """log q(v) of token frequencies with add-`smoothing` counts: the best context-free prediction."""
+    x = _token_tensor(tokens, vocab_size)
+    if not isinstance(smoothing, (int, float)) or isinstance(smoothing, bool) or smoothing < 0:
+        raise ValueError(f"smoothing must be a non-negative number, got {smoothing!r}")
+    counts = torch.bincount(x.reshape(-1), minlength=vocab_size).double() + float(smoothing)
+    return torch.log(counts / counts.sum())
+
+
+def unigram_masked_loss(log_q: torch.Tensor, targets: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> float:
+    """Mean −log q(x_i) over masked positions: the loss of a model that ignores the context."""
+    logits = log_q.to(torch.float64).expand(*targets.shape, log_q.shape[-1])
+    return float(mlm_loss(logits, targets, ignore_index))
+
+
+# ---------------------------------------------------------------- pseudo-log-likelihood
+
+def pll_from_masked_logits(logits: torch.Tensor, tokens: torch.Tensor) -> float:
+    """Σ_i log Pr(x_i | x with position i masked), from logits of shape (n, n, V).
+
+    Row i of `logits` is the model's output on the copy of `tokens` with position i masked;
+    only its position i counts.
+    """
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 3 or not logits.is_floating_point():
+        raise ValueError("logits must be a floating-point tensor of shape (n, n, vocab_size)")
+    n = logits.shape[0]
+    x = _token_tensor(tokens, logits.shape[-1])
+    if x.ndim != 1 or logits.shape[:2] != (n, n) or len(x) != n:
+        raise ValueError(f"for {tuple(x.shape)} tokens the logits must have shape (n, n, V), "
+                         f"got {tuple(logits.shape)}")
+    idx = torch.arange(n)
+    return float(torch.log_softmax(logits[idx, idx].double(), dim=-1)[idx, x].sum())
+
+
+@torch.no_grad()
+def pseudo_log_likelihood(
+    logits_fn: LogitsFn, tokens: torch.Tensor, mask_id: int, positions: Sequence[int] | None = None,
+    batch_size: int = 64,
+) -> torch.Tensor:
+    """log Pr(x_i | x with only position i masked) for each scored position (float64, one per position).
+
+    Their sum is the pseudo-log-likelihood of the sequence. `logits_fn` maps token ids of shape
+    (batch, n) to logits (batch, n, V), as a bidirectional model does. This takes one forward
+    pass per scored position and is *not* a log-probability of the sequence: the conditionals
+    come from different contexts and do not multiply to a distribution over sequences.
+    """
+    if not isinstance(tokens, torch.Tensor) or tokens.ndim != 1:
+        raise ValueError("tokens must be a 1-D tensor of token ids")
+    x = tokens.long()
+    where = list(range(len(x))) if positions is None else [int(p) for p in positions]
+    if not where or any(not 0 <= p < len(x) for p in where):
+        raise ValueError(f"positions must be a non-empty list of indices in 0..{len(x) - 1}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    out = []
+    for start in range(0, len(where), batch_size):
+        chunk = torch.tensor(where[start:start + batch_size])
+        copies = x.repeat(len(chunk), 1)
+        copies[torch.arange(len(chunk)), chunk] = mask_id
+        logits = logits_fn(copies)
+        if logits.ndim != 3 or logits.shape[:2] != copies.shape:
+            raise ValueError(f"logits_fn must return shape (batch, n, V), got {tuple(logits.shape)}")
+        log_probs = torch.log_softmax(logits[torch.arange(len(chunk)), chunk].double(), dim=-1)
+        out.append(log_probs[torch.arange(len(chunk)), x[chunk]])
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def causal_log_probs(logits_fn: LogitsFn, tokens: torch.Tensor) -> torch.Tensor:
+    """log Pr(x_i | x_<i) for i = 1 … n-1 under a causal model whose logits at t predict token t + 1.
+
+    Their sum is the exact log-probability of x_2 … x_n given x_1 (chain rule).
+    """
+    if not isinstance(tokens, torch.Tensor) or tokens.ndim != 1 or len(tokens) < 2:
+        raise ValueError("tokens must be a 1-D tensor of at least two token ids")
+    x = tokens.long()
+    logits = logits_fn(x[None, :-1])
+    if logits.ndim != 3 or logits.shape[:2] != (1, len(x) - 1):
+        raise ValueError(f"logits_fn must return shape (1, n, V), got {tuple(logits.shape)}")
+    log_probs = torch.log_softmax(logits[0].double(), dim=-1)
+    return log_probs[torch.arange(len(x) - 1), x[1:]]
