@@ -1,0 +1,218 @@
+"""finetune: instruction data, response-only masks, masked loss, SFT steps, dialogue log-probabilities."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from course_utils import finetune as ft
+
+
+class PrefixMeanLM(torch.nn.Module):
+    """A tiny causal model whose prediction at t depends on every token 0..t (a running mean)."""
+
+    def __init__(self, vocab: int, dim: int = 16, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.emb = torch.nn.Embedding(vocab, dim)
+        self.out = torch.nn.Linear(2 * dim, vocab)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e = self.emb(x)
+        mean = e.cumsum(1) / torch.arange(1, x.shape[1] + 1)[None, :, None]
+        return self.out(torch.cat([e, mean], -1))
+
+
+@pytest.fixture
+def tok():
+    return ft.instruction_tokenizer()
+
+
+def test_solve_and_pairs_are_correct_and_reproducible(tok):
+    assert ft.solve("copy", "cab") == "cab"
+    assert ft.solve("reverse", "cab") == "bac"
+    assert ft.solve("sort", "cab") == "abc"
+    a = ft.make_pairs(50, torch.Generator().manual_seed(3))
+    b = ft.make_pairs(50, torch.Generator().manual_seed(3))
+    assert a == b
+    for prompt, response in a:
+        code, text = prompt[0], prompt[1:-1]
+        task = {v: k for k, v in ft.TASKS.items()}[code]
+        assert prompt.endswith("=") and 2 <= len(text) <= 5
+        assert response == ft.solve(task, text) + "."
+        tok.encode(prompt + response)  # every character is in the vocabulary
+
+
+def test_tasks_are_drawn_uniformly():
+    pairs = ft.make_pairs(3000, torch.Generator().manual_seed(1))
+    n, p = 3000, 1 / 3
+    for code in ft.TASKS.values():
+        k = sum(prompt[0] == code for prompt, _ in pairs)
+        assert abs(k - n * p) < 5 * math.sqrt(n * p * (1 - p))
+
+
+def test_response_loss_mask_by_hand():
+    assert ft.response_loss_mask(3, 5).tolist() == [False, False, True, True]
+    assert ft.response_loss_mask(1, 2).tolist() == [True]
+    assert ft.response_loss_mask(4, 5).tolist() == [False, False, False, True]
+
+
+@pytest.mark.parametrize("args", [(0, 3), (3, 3), (5, 3), (2.0, 4), (True, 3)])
+def test_response_loss_mask_rejects_bad_lengths(args):
+    with pytest.raises(ValueError, match="prompt_len|total_len"):
+        ft.response_loss_mask(*args)
+
+
+def test_encode_pair_masks_exactly_the_response(tok):
+    tokens, mask = ft.encode_pair(tok, "Rabc=", "cba.")
+    assert tok.decode(tokens) == "Rabc=cba."
+    targets = tokens[1:]
+    assert tok.decode(targets[mask]) == "cba."
+    with pytest.raises(ValueError, match="non-empty"):
+        ft.encode_pair(tok, "", "a.")
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        ft.encode_pair(tok, "Rxyz=", "zyx.")
+
+
+def test_batch_pads_and_masks(tok):
+    inputs, targets, mask = ft.batch_pairs(tok, [("Rab=", "ba."), ("Cabcd=", "abcd.")])
+    assert inputs.shape == targets.shape == mask.shape == (2, 10)
+    assert mask.sum(1).tolist() == [3, 5]
+    pad = int(tok.encode("#")[0])
+    assert (targets[0, 6:] == pad).all() and not mask[0, 6:].any()
+    _, _, full = ft.batch_pairs(tok, [("Rab=", "ba."), ("Cabcd=", "abcd.")], response_only=False)
+    assert full.sum(1).tolist() == [6, 10]
+    with pytest.raises(ValueError, match="no pairs"):
+        ft.batch_pairs(tok, [])
+
+
+def test_masked_nll_equals_cross_entropy_with_ignore_index_and_hand_sum():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 7, 5, generator=g)
+    targets = torch.randint(5, (3, 7), generator=g)
+    mask = torch.rand(3, 7, generator=g) < 0.5
+    mean = ft.masked_nll(logits, targets, mask)
+    total = ft.masked_nll(logits, targets, mask, reduction="sum")
+    by_hand = sum(-torch.log_softmax(logits[b, t], -1)[targets[b, t]]
+                  for b in range(3) for t in range(7) if mask[b, t])
+    assert float(total) == pytest.approx(float(by_hand), rel=1e-5)
+    assert float(mean) == pytest.approx(float(by_hand) / int(mask.sum()), rel=1e-5)
+    assert float(ft.flat_cross_entropy(logits, targets, mask)) == pytest.approx(float(mean), rel=1e-5)
+
+
+def test_masked_nll_rejects_bad_masks():
+    logits, targets = torch.zeros(2, 3, 4), torch.zeros(2, 3, dtype=torch.long)
+    with pytest.raises(ValueError, match="nothing to learn"):
+        ft.masked_nll(logits, targets, torch.zeros(2, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="bool"):
+        ft.masked_nll(logits, targets, torch.ones(2, 3))
+    with pytest.raises(ValueError, match="reduction"):
+        ft.masked_nll(logits, targets, torch.ones(2, 3, dtype=torch.bool), reduction="max")
+    with pytest.raises(ValueError, match="shape"):
+        ft.target_log_probs(torch.zeros(2, 4), targets)
+
+
+def test_the_prompt_gets_no_gradient_signal(tok):
+    """Changing the logits at prompt positions leaves the response-only loss unchanged."""
+    inputs, targets, mask = ft.batch_pairs(tok, [("Rabc=", "cba.")])
+    logits = torch.randn(*targets.shape, tok.vocab_size, generator=torch.Generator().manual_seed(1),
+                         requires_grad=True)
+    ft.masked_nll(logits, targets, mask).backward()
+    assert (logits.grad[~mask] == 0).all() and (logits.grad[mask] != 0).any()
+
+
+def test_conditional_log_probs_is_the_sum_over_response_tokens(tok):
+    model = PrefixMeanLM(tok.vocab_size)
+    pairs = [("Rabc=", "cba."), ("Sba=", "ab.")]
+    got = ft.conditional_log_probs(model, tok, pairs)
+    for (p, r), value in zip(pairs, got, strict=True):
+        tokens = tok.encode(p + r)
+        with torch.no_grad():
+            lp = torch.log_softmax(model(tokens[None, :-1])[0], -1)
+        terms = [lp[t - 1, tokens[t]] for t in range(len(p), len(tokens))]
+        assert float(value) == pytest.approx(float(sum(terms)), abs=1e-5)
+    assert (got < 0).all()
+
+
+def test_sft_steps_raise_the_conditional_likelihood(tok):
+    g = torch.Generator().manual_seed(0)
+    model = PrefixMeanLM(tok.vocab_size)
+    train = ft.make_pairs(64, g, tasks=("copy",))
+    opt = torch.optim.Adam(model.parameters(), lr=0.03)
+    before = float(ft.conditional_log_probs(model, tok, train).mean())
+    losses = [ft.sft_step(model, opt, *ft.batch_pairs(tok, train)) for _ in range(40)]
+    after = float(ft.conditional_log_probs(model, tok, train).mean())
+    assert losses[-1] < losses[0] and after > before + 1.0
+    assert all(p.grad is None for p in model.parameters())  # gradients are cleared after the step
+
+
+def test_greedy_responses_and_accuracy_with_a_model_that_knows_the_answer(tok):
+    """An oracle 'model' that puts its mass on the right next character gets accuracy 1."""
+    pairs = ft.make_pairs(20, torch.Generator().manual_seed(5))
+    answers = {p: r for p, r in pairs}
+
+    def oracle(x: torch.Tensor) -> torch.Tensor:
+        logits = torch.zeros(*x.shape, tok.vocab_size)
+        for b in range(x.shape[0]):
+            text = tok.decode(x[b])
+            prompt = text[: text.index("=") + 1]
+            done = len(text) - len(prompt)
+            nxt = answers[prompt][done] if done < len(answers[prompt]) else "."
+            logits[b, -1, int(tok.encode(nxt)[0])] = 10.0
+        return logits
+
+    assert ft.greedy_responses(oracle, tok, [p for p, _ in pairs]) == [r for _, r in pairs]
+    assert ft.task_accuracy(oracle, tok, pairs) == 1.0
+    uniform = lambda x: torch.zeros(*x.shape, tok.vocab_size)  # noqa: E731 - argmax is '#' forever
+    assert ft.task_accuracy(uniform, tok, pairs) == 0.0
+
+
+def test_encode_dialogue_marks_assistant_targets(tok):
+    turns = [("U", "Rab"), ("A", "ba"), ("U", "Cc"), ("A", "c")]
+    tokens, owner = ft.encode_dialogue(tok, turns)
+    assert tok.decode(tokens) == "URab.Aba.UCc.Ac."
+    targets = tok.decode(tokens[1:])
+    assert "".join(c for c, k in zip(targets, owner.tolist(), strict=True) if k == 0) == "ba."
+    assert "".join(c for c, k in zip(targets, owner.tolist(), strict=True) if k == 1) == "c."
+    for bad, message in [([], "at least one"), ([("U", "ab")], "no assistant"), ([("X", "ab")], "role"),
+                         ([("A", "a.b")], "markers"), ([("A", "")], "non-empty")]:
+        with pytest.raises(ValueError, match=message):
+            ft.encode_dialogue(tok, bad)
+
+
+@pytest.mark.parametrize("n_turns", [1, 3, 6])
+def test_one_pass_equals_one_pass_per_turn(tok, n_turns):
+    model = PrefixMeanLM(tok.vocab_size, seed=n_turns)
+    tokens, owner = ft.encode_dialogue(tok, ft.make_dialogue(n_turns, torch.Generator().manual_seed(n_turns)))
+    one = ft.turn_log_probs_one_pass(model, tokens, owner)
+    per = ft.turn_log_probs_per_turn(model, tokens, owner)
+    assert one.shape == (n_turns,) and (one < 0).all()
+    assert torch.allclose(one, per, atol=1e-5, rtol=0)
+
+
+def test_one_pass_differs_when_the_model_is_not_causal(tok):
+    """The equality relies on causality: a model that peeks at the future breaks it."""
+    model = PrefixMeanLM(tok.vocab_size)
+    peeking = lambda x: model(x.flip(1)).flip(1)  # noqa: E731
+    tokens, owner = ft.encode_dialogue(tok, ft.make_dialogue(3, torch.Generator().manual_seed(0)))
+    one = ft.turn_log_probs_one_pass(peeking, tokens, owner)
+    per = ft.turn_log_probs_per_turn(peeking, tokens, owner)
+    assert (one - per).abs().max() > 1e-3
+
+
+def test_turn_functions_reject_bad_turn_index(tok):
+    model = PrefixMeanLM(tok.vocab_size)
+    tokens = tok.encode("URab.Aba.")
+    with pytest.raises(ValueError, match="one entry per target"):
+        ft.turn_log_probs_one_pass(model, tokens, torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="at least one turn"):
+        ft.turn_log_probs_per_turn(model, tokens, torch.full((8,), -1))
+
+
+def test_best_time_is_the_minimum():
+    calls = []
+    assert ft.best_time(lambda: calls.append(1), repeats=4) >= 0 and len(calls) == 4
+    with pytest.raises(ValueError, match="repeats"):
+        ft.best_time(lambda: None, repeats=0)

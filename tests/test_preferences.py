@@ -1,0 +1,160 @@
+"""preferences: Bradley–Terry likelihood, fit and recovery of known rewards; policy gradient vs MLE."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from course_utils import preferences as pf
+
+TRUE = torch.tensor([0.0, 1.0, 2.0, -1.0, 0.5, -0.3], dtype=torch.float64)
+
+
+def test_probability_and_log_likelihood_by_hand():
+    assert pf.preference_probability(1.0, 0.0) == pytest.approx(1 / (1 + math.exp(-1)))
+    assert pf.preference_probability(0.3, 0.3) == 0.5
+    ll = pf.bradley_terry_log_likelihood([0.0, 1.0, 3.0], [1, 2, 0], [0, 1, 2])
+    expected = math.log(1 / (1 + math.exp(-1))) + math.log(1 / (1 + math.exp(-2))) + \
+        math.log(1 / (1 + math.exp(3)))
+    assert ll == pytest.approx(expected, rel=1e-12)
+
+
+def test_log_likelihood_is_invariant_to_a_shift_but_not_a_scale():
+    g = torch.Generator().manual_seed(0)
+    w, lo = pf.sample_comparisons(TRUE, 200, g)
+    base = pf.bradley_terry_log_likelihood(TRUE, w, lo)
+    assert pf.bradley_terry_log_likelihood(TRUE + 7.5, w, lo) == pytest.approx(base, rel=1e-12)
+    assert abs(pf.bradley_terry_log_likelihood(2 * TRUE, w, lo) - base) > 1.0
+
+
+def test_log_likelihood_stays_finite_for_large_reward_gaps():
+    ll = pf.bradley_terry_log_likelihood([0.0, 800.0], [0], [1])  # log σ(−800) ≈ −800, not −inf
+    assert ll == pytest.approx(-800.0)
+
+
+@pytest.mark.parametrize("winners, losers, message", [
+    ([0, 1], [1], "same length"), ([0], [0], "itself"), ([0], [9], "indices"),
+    ([0.5], [1], "indices"), ([], [], "empty"), ("ab", [1, 2], "string"),
+])
+def test_bad_comparisons_are_rejected(winners, losers, message):
+    with pytest.raises(ValueError, match=message):
+        pf.bradley_terry_log_likelihood([0.0, 1.0, 2.0], winners, losers)
+
+
+def test_sampled_win_rates_match_the_model():
+    g = torch.Generator().manual_seed(1)
+    r = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    n = 20000
+    w, lo = pf.sample_comparisons(r, n, g)
+    assert ((w == 0) ^ (lo == 0)).all()  # every comparison is between the two items
+    p = pf.preference_probability(1.0, 0.0)
+    wins = int((w == 1).sum())
+    assert abs(wins - n * p) < 5 * math.sqrt(n * p * (1 - p))
+
+
+def test_pairs_are_uniform_over_distinct_items():
+    g = torch.Generator().manual_seed(2)
+    n, k = 30000, len(TRUE)
+    w, lo = pf.sample_comparisons(torch.zeros(k, dtype=torch.float64), n, g)
+    counts = torch.bincount(torch.cat([w, lo]), minlength=k).double()
+    p = 2 / k  # each comparison involves two of the k items
+    assert ((counts - n * p).abs() < 5 * math.sqrt(n * p * (1 - p))).all()
+
+
+def test_fit_recovers_the_true_rewards_within_five_standard_errors():
+    g = torch.Generator().manual_seed(3)
+    w, lo = pf.sample_comparisons(TRUE, 5000, g)
+    fit, history = pf.fit_bradley_terry(len(TRUE), w, lo)
+    se = pf.bradley_terry_standard_errors(fit, w, lo)
+    assert abs(float(fit.mean())) < 1e-12  # reported with mean zero
+    assert ((fit - pf.centre(TRUE)).abs() < 5 * se).all()
+    assert (se < 0.1).all() and history[-1] < history[0]
+    # the fit is a maximum: no coordinate perturbation raises the likelihood
+    best = pf.bradley_terry_log_likelihood(fit, w, lo)
+    for i in range(len(TRUE)):
+        for eps in (-1e-3, 1e-3):
+            bumped = fit.clone()
+            bumped[i] += eps
+            assert pf.bradley_terry_log_likelihood(bumped, w, lo) < best
+
+
+def test_standard_errors_match_the_spread_over_repeated_data_sets():
+    """Over 200 simulated data sets, the fitted rewards' spread agrees with the Fisher standard errors."""
+    g = torch.Generator().manual_seed(4)
+    r = TRUE[:4]
+    fits = []
+    for _ in range(200):
+        w, lo = pf.sample_comparisons(r, 400, g)
+        fits.append(pf.fit_bradley_terry(len(r), w, lo)[0])
+    fits = torch.stack(fits)
+    w, lo = pf.sample_comparisons(r, 400, g)
+    se = pf.bradley_terry_standard_errors(r, w, lo)
+    ratio = fits.std(0) / se
+    assert ((ratio - 1).abs() < 0.25).all()  # the std of a std over 200 draws is about 5 %
+    assert ((fits.mean(0) - pf.centre(r)).abs() < 5 * se / math.sqrt(200) + 0.02).all()
+
+
+def test_fit_errors_and_regularisation():
+    with pytest.raises(ValueError, match="appear in no comparison"):
+        pf.fit_bradley_terry(3, [0], [1])
+    with pytest.raises(ValueError, match="n_items"):
+        pf.fit_bradley_terry(1, [0], [0])
+    # item 0 always wins: no finite MLE, but a small penalty keeps the fit finite and ordered
+    fit, _ = pf.fit_bradley_terry(3, [0, 0, 1, 2], [1, 2, 2, 1], l2=0.01)
+    assert torch.isfinite(fit).all() and fit[0] > fit[1] and fit[0] > fit[2]
+
+
+def test_exact_policy_gradient_matches_autograd():
+    z = torch.tensor([0.2, -1.0, 0.5, 1.3], dtype=torch.float64, requires_grad=True)
+    u = torch.tensor([1.0, 0.0, 2.0, -0.5], dtype=torch.float64)
+    (torch.softmax(z, 0) @ u).backward()
+    assert torch.allclose(pf.policy_gradient(z.detach(), u), z.grad, atol=1e-12)
+    assert pf.expected_utility(z.detach(), u) == pytest.approx(float(torch.softmax(z.detach(), 0) @ u))
+
+
+def test_mle_gradient_matches_autograd_and_policy_gradient_is_a_scaled_copy():
+    z = torch.tensor([0.2, -1.0, 0.5], dtype=torch.float64, requires_grad=True)
+    torch.log_softmax(z, 0)[1].backward()
+    mle = pf.mle_gradient(z.detach(), 1)
+    assert torch.allclose(mle, z.grad, atol=1e-12)
+    pi = torch.softmax(z.detach(), 0)
+    pg = pf.policy_gradient(z.detach(), [0.0, 1.0, 0.0])  # utility 1 for the demonstrated output
+    assert torch.allclose(pg, pi[1] * mle, atol=1e-12)
+    with pytest.raises(ValueError, match="target"):
+        pf.mle_gradient(z.detach(), 3)
+
+
+@pytest.mark.parametrize("baseline", [False, True])
+def test_reinforce_estimate_is_unbiased(baseline):
+    z = torch.tensor([0.0, 1.0, -0.5, 0.3], dtype=torch.float64)
+    u = torch.tensor([1.0, 0.0, 3.0, 0.5], dtype=torch.float64)
+    g = torch.Generator().manual_seed(5)
+    reps = 2000
+    est = torch.stack([pf.reinforce_estimate(z, u, 8, g, baseline=baseline) for _ in range(reps)])
+    sem = est.std(0) / math.sqrt(reps)
+    assert ((est.mean(0) - pf.policy_gradient(z, u)).abs() < 5 * sem).all()
+
+
+def test_baseline_lowers_the_variance():
+    z = torch.tensor([0.0, 1.0, -0.5], dtype=torch.float64)
+    u = torch.tensor([10.0, 11.0, 12.0], dtype=torch.float64)  # a large common offset
+    g = torch.Generator().manual_seed(6)
+    plain = torch.stack([pf.reinforce_estimate(z, u, 8, g, baseline=False) for _ in range(500)])
+    based = torch.stack([pf.reinforce_estimate(z, u, 8, g, baseline=True) for _ in range(500)])
+    assert float(based.var(0).sum()) < 0.1 * float(plain.var(0).sum())
+
+
+def test_toy_training_mle_is_faster_from_a_poor_start_and_pg_exact_gets_there():
+    z = torch.tensor([3.0, 0.0, 0.0, -2.0], dtype=torch.float64)  # the best output starts unlikely
+    u = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64)
+    g = torch.Generator().manual_seed(7)
+    mle = pf.train_toy_policy(z, u, 100, 0.5, g, "mle")
+    exact = pf.train_toy_policy(z, u, 100, 0.5, g, "pg-exact")
+    sampled = pf.train_toy_policy(z, u, 100, 0.5, g, "pg", n_samples=16)
+    assert mle.shape == (101, 4) and torch.allclose(mle.sum(1), torch.ones(101, dtype=torch.float64))
+    assert mle[-1, 3] > 0.95 and mle[20, 3] > exact[20, 3]
+    assert exact[-1, 3] > exact[0, 3] and sampled[-1, 3] >= sampled[0, 3]
+    with pytest.raises(ValueError, match="method"):
+        pf.train_toy_policy(z, u, 10, 0.5, g, "ppo")
