@@ -22,13 +22,16 @@ def python_docs_text() -> str:
 
 
 def load_text(path: str | Path) -> str:
-    """A UTF-8 text file's content, with clear errors for a missing, empty or undecodable file."""
+    """A UTF-8 text file's content, with clear errors for a missing, empty or undecodable file.
+
+    A leading byte-order mark (written by some editors) is dropped, not kept as a character.
+    """
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"no such file: {p}")
     raw = p.read_bytes()
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ValueError(f"{p} is not UTF-8 text (byte {exc.start} cannot be decoded)") from None
     if not text.strip():

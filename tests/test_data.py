@@ -45,6 +45,22 @@ def test_load_text_rejects_empty_or_undecodable(tmp_path, content, message):
         load_text(p)
 
 
+def test_load_text_drops_a_byte_order_mark_and_keeps_everything_else(tmp_path):
+    p = tmp_path / "bom.txt"
+    p.write_bytes("\ufeffline one\r\nline two".encode())
+    assert load_text(p) == "line one\r\nline two"
+    p.write_bytes("\ufeff".encode())
+    with pytest.raises(ValueError, match="empty"):
+        load_text(p)
+
+
+def test_load_text_rejects_utf16(tmp_path):
+    p = tmp_path / "utf16.txt"
+    p.write_bytes("hello".encode("utf-16"))
+    with pytest.raises(ValueError, match="not UTF-8"):
+        load_text(p)
+
+
 def test_load_text_rejects_missing_file_and_directory(tmp_path):
     with pytest.raises(ValueError, match="no such file"):
         load_text(tmp_path / "missing.txt")
