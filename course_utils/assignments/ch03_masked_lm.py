@@ -1,0 +1,151 @@
+"""Chapter 03 assignment: masked language modelling objectives."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..items import AnswerItem, Assignment, Case, FunctionItem
+from ..mlm import (
+    apply_plan,
+    decisions_from_uniforms,
+    masked_log_likelihood,
+    mlm_loss,
+    pll_from_masked_logits,
+)
+
+
+def masking_decisions(u_select, u_kind, rate, special) -> torch.Tensor:
+    """Codes 0 (untouched), 1 ([MASK]), 2 (random), 3 (kept) from two uniform numbers per position."""
+    u_s, u_k = torch.as_tensor(u_select), torch.as_tensor(u_kind)
+    return decisions_from_uniforms(u_s, u_k, float(rate), ~torch.as_tensor(special).bool())
+
+
+def corrupt_tokens(tokens, decisions, mask_id, random_ids) -> tuple[torch.Tensor, torch.Tensor]:
+    """(corrupted input, targets with -100 where nothing is predicted) from a plan of codes."""
+    x = torch.as_tensor(tokens).long()
+    masked = apply_plan(x, torch.as_tensor(decisions).long(), int(mask_id), torch.as_tensor(random_ids).long())
+    return masked.inputs, masked.targets
+
+
+def masked_log_likelihood_value(logits, targets) -> float:
+    """Σ over masked positions of log Pr(original token | corrupted input), as a float."""
+    return float(masked_log_likelihood(torch.as_tensor(logits), torch.as_tensor(targets)))
+
+
+def mlm_loss_value(logits, targets) -> float:
+    """Mean cross-entropy over the masked positions, as a float."""
+    return float(mlm_loss(torch.as_tensor(logits), torch.as_tensor(targets)))
+
+
+def _uniforms(shape: tuple[int, ...], seed: int, rate: float, special_share: float = 0.1):
+    g = torch.Generator().manual_seed(seed)
+    u_select = torch.rand(shape, generator=g, dtype=torch.float64)
+    u_kind = torch.rand(shape, generator=g, dtype=torch.float64)
+    special = torch.rand(shape, generator=g) < special_share
+    return u_select, u_kind, rate, special
+
+
+def _tokens_and_plan(shape: tuple[int, ...], seed: int, rate: float = 0.4):
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(3, 20, shape, generator=g)
+    plan = decisions_from_uniforms(torch.rand(shape, generator=g, dtype=torch.float64),
+                                   torch.rand(shape, generator=g, dtype=torch.float64), rate,
+                                   torch.ones(shape, dtype=torch.bool))
+    random_ids = torch.randint(3, 20, shape, generator=g)
+    return tokens, plan, 0, random_ids
+
+
+def _logits(shape: tuple[int, ...], vocab: int, seed: int, masked_share: float = 0.3, scale: float = 2.0):
+    g = torch.Generator().manual_seed(seed)
+    logits = scale * torch.randn(*shape, vocab, generator=g, dtype=torch.float64)
+    targets = torch.randint(vocab, shape, generator=g)
+    keep = torch.rand(shape, generator=g) < masked_share
+    keep.view(-1)[0] = True  # at least one masked position
+    return logits, targets.masked_fill(~keep, -100)
+
+
+def _pll_case(n: int, vocab: int, seed: int, scale: float = 2.0):
+    g = torch.Generator().manual_seed(seed)
+    return (scale * torch.randn(n, n, vocab, generator=g, dtype=torch.float64), torch.randint(vocab, (n,), generator=g))
+
+
+_BROWN = (torch.log(torch.tensor([[0.7, 0.2, 0.1]], dtype=torch.float64)), torch.tensor([0]))
+_HUGE = (torch.tensor([[1000.0, 0.0, -1000.0], [0.0, 0.0, 0.0]], dtype=torch.float64), torch.tensor([2, -100]))
+_NOTHING = (torch.zeros(2, 4, dtype=torch.float64), torch.tensor([-100, -100]))
+
+
+ASSIGNMENT = Assignment(
+    key="03_masked_lm",
+    title="Masked language modelling objectives",
+    items=(
+        AnswerItem(
+            name="ANSWER_BROWN_LOG_PROB", points=1, expected=math.log(0.7), atol=1e-3,
+            hint="the masked token's contribution to the objective is log P(original token | masked input): "
+                 "natural log, and negative.",
+        ),
+        AnswerItem(
+            name="ANSWER_BEST_MASK_PREDICTION", points=1, expected="B", choices=("A", "B", "C", "D"),
+            hint="only the probability of the original token at the masked position enters the objective.",
+        ),
+        AnswerItem(
+            name="ANSWER_INNER_SUM", points=1, expected="B", choices=("A", "B", "C", "D"),
+            hint="the inner sum runs over the masked positions i ∈ A(x) of one sequence x.",
+        ),
+        FunctionItem(
+            name="masking_decisions", points=2, reference=masking_decisions,
+            public=(Case((torch.tensor([0.05, 0.05, 0.05, 0.60, 0.10]), torch.tensor([0.30, 0.85, 0.95, 0.10, 0.50]),
+                          0.15, torch.tensor([False, False, False, False, True]))),),
+            hidden=(Case(lambda: _uniforms((6, 40), 31, 0.15)),
+                    Case(lambda: _uniforms((300,), 32, 0.5, special_share=0.0)),
+                    # boundaries: u_select == rate is not selected; u_kind == 0.8 is random, == 0.9 kept
+                    Case((torch.tensor([0.15, 0.1, 0.1, 0.1]), torch.tensor([0.1, 0.8, 0.9, 0.0]), 0.15,
+                          torch.zeros(4, dtype=torch.bool))),
+                    Case(lambda: _uniforms((3, 5), 33, 1.0, special_share=0.0))),
+            hint="selected = (u_select < rate) and not special; then [MASK] if u_kind < 0.8, random if "
+                 "u_kind < 0.9, else kept; code 0 where not selected.",
+        ),
+        FunctionItem(
+            name="corrupt_tokens", points=2, reference=corrupt_tokens,
+            public=(Case((torch.tensor([5, 6, 7, 8, 9]), torch.tensor([0, 1, 2, 3, 0]), 0,
+                          torch.tensor([11, 12, 13, 14, 15]))),),
+            hidden=(Case(lambda: _tokens_and_plan((4, 30), 41)),
+                    Case((torch.tensor([4, 4, 4]), torch.zeros(3, dtype=torch.long), 1, torch.tensor([7, 7, 7]))),
+                    Case(lambda: _tokens_and_plan((50,), 42, rate=1.0))),
+            hint="targets hold the ORIGINAL token at every selected position (codes 1, 2 and 3, kept ones "
+                 "too) and -100 elsewhere; do not change the tokens tensor you were given.",
+        ),
+        FunctionItem(
+            name="masked_log_likelihood", points=2, reference=masked_log_likelihood_value,
+            public=(Case(_BROWN), Case(lambda: _logits((6,), 5, 51, masked_share=0.5))),
+            hidden=(Case(lambda: _logits((3, 8), 11, 52)), Case(_HUGE), Case(_NOTHING),
+                    Case(lambda: _logits((2, 5), 7, 53, scale=30.0))),
+            rtol=1e-5, atol=1e-6,
+            hint="log-softmax over the last dimension, pick the target's entry at positions whose target is "
+                 "not -100, and sum; torch.log_softmax stays finite where log(softmax(...)) does not.",
+        ),
+        FunctionItem(
+            name="mlm_loss", points=2, reference=mlm_loss_value,
+            public=(Case(_BROWN), Case(lambda: _logits((6,), 5, 61, masked_share=0.5))),
+            hidden=(Case(lambda: _logits((3, 8), 11, 62)), Case(_HUGE), Case(lambda: _logits((4, 16), 9, 63, 0.1))),
+            rtol=1e-5, atol=1e-6,
+            hint="F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ignore_index=-100) averages over "
+                 "the masked positions only.",
+        ),
+        FunctionItem(
+            name="pll_from_masked_logits", points=2, reference=pll_from_masked_logits,
+            public=(Case(lambda: _pll_case(3, 4, 71)),),
+            hidden=(Case(lambda: _pll_case(8, 12, 72)), Case(lambda: _pll_case(1, 3, 73)),
+                    Case(lambda: _pll_case(5, 6, 74, scale=40.0))),
+            rtol=1e-5, atol=1e-6,
+            hint="from row i (the copy with position i masked) use only position i: "
+                 "Σ_i log_softmax(logits[i, i])[tokens[i]].",
+        ),
+        AnswerItem(
+            name="ANSWER_PLL_NOT_LIKELIHOOD", points=1, expected="C", choices=("A", "B", "C", "D"),
+            hint="each term conditions on every other token, so the terms do not come from one "
+                 "chain-rule factorisation of Pr(x).",
+        ),
+    ),
+)
