@@ -148,18 +148,15 @@ class Worker:
         output_r, output_w = os.pipe()
         run = RunResult()
         try:
-            socket.send_fds(self._sock, [json.dumps({"job": str(job_path)}).encode()], [result_w, output_w])
-            os.close(result_w)
-            os.close(output_w)
+            try:
+                socket.send_fds(self._sock, [json.dumps({"job": str(job_path)}).encode()], [result_w, output_w])
+            finally:  # closed exactly once: another thread may reuse these numbers right away
+                os.close(result_w)
+                os.close(output_w)
             self._collect(run, result_r, output_r, limits)
         finally:
-            for fd in (result_r, output_r):
-                os.close(fd)
-            for fd in (result_w, output_w):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+            os.close(result_r)
+            os.close(output_r)
             job_path.unlink(missing_ok=True)
             shutil.rmtree(scratch, ignore_errors=True)
             if self.uid is not None:
