@@ -237,8 +237,25 @@ class SyntheticLanguage:
             raise ValueError(f"log_q must have shape (V,)*j + (V,) with V = {v} and j <= {self.order}, "
                              f"got {tuple(lq.shape)}")
         rows = lq.reshape(-1, v)[torch.arange(v**self.order) % (v**j)]  # each context's last j tokens
-        terms = torch.where(self.conditional > 0, -self.conditional * rows, torch.zeros((), dtype=torch.float64))
-        return float(self.stationary @ terms.sum(1))
+        zero = torch.zeros((), dtype=torch.float64)
+        terms = torch.where(self.conditional > 0, -self.conditional * rows, zero).sum(1)
+        return float(torch.where(self.stationary > 0, self.stationary * terms, zero).sum())
+
+    def optimal_log_probs(self, context: int) -> torch.Tensor:
+        """log Pr(next | last `context` tokens) under the source: the best model with that context.
+
+        Shape (V,)*context + (V,). `cross_entropy_rate` of it is the lowest loss any model that
+        sees only `context` tokens can reach; it equals `entropy_rate()` for context = order.
+        Contexts the source never produces get a uniform row.
+        """
+        if not isinstance(context, int) or not 0 <= context <= self.order:
+            raise ValueError(f"context must be an integer in 0..{self.order}, got {context!r}")
+        v = self.vocab_size
+        joint = (self.stationary[:, None] * self.conditional).reshape(v ** (self.order - context), -1).sum(0)
+        joint = joint.reshape(-1, v)  # (V**context, V): Pr(last context tokens, next)
+        total = joint.sum(1, keepdim=True)
+        probs = torch.where(total > 0, joint / total.clamp_min(1e-300), torch.full_like(joint, 1.0 / v))
+        return torch.log(probs).reshape((v,) * (context + 1))
 
     def conditional_log_probs(self, tokens: torch.Tensor) -> torch.Tensor:
         """log Pr(x_t | previous `order` tokens) for t = order … n-1 (length n - order)."""

@@ -86,10 +86,22 @@ class BigramModel:
         return self.start.shape[0]
 
     @classmethod
-    def fit_counts(cls, data: TokenData, vocab_size: int, smoothing: float = 0.0) -> BigramModel:
-        """The maximum-likelihood bigram model (counting), optionally with add-k smoothing."""
-        start, pairs = bigram_counts(data, vocab_size)
-        return cls(normalise_counts(start, smoothing), normalise_counts(pairs, smoothing))
+    def fit_counts(cls, data: TokenData, vocab_size: int, smoothing: float = 0.0,
+                   start: str = "first") -> BigramModel:
+        """The maximum-likelihood bigram model (counting), optionally with add-k smoothing.
+
+        `start="first"` fits Pr(x_1) to the first tokens of the sequences (the MLE). One long
+        stream has a single first token, so `start="unigram"` uses the frequency of every token
+        instead, a sensible first-token distribution for scoring new text.
+        """
+        first, pairs = bigram_counts(data, vocab_size)
+        if start == "unigram":
+            first = torch.zeros(vocab_size, dtype=torch.float64)
+            for s in as_sequences(data, vocab_size):
+                first += torch.bincount(s, minlength=vocab_size).double()
+        elif start != "first":
+            raise ValueError(f"start must be 'first' or 'unigram', got {start!r}")
+        return cls(normalise_counts(first, smoothing), normalise_counts(pairs, smoothing))
 
     @classmethod
     def fit_gradient(cls, data: TokenData, vocab_size: int, steps: int = 300, lr: float = 0.5,

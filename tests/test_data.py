@@ -286,12 +286,36 @@ def test_cross_entropy_rate_is_h_plus_kl(lang):
 
 def test_bigram_model_cannot_reach_the_entropy_of_a_second_order_source():
     lang = SyntheticLanguage.random(6, 2, 3, seed=3)
-    # best bigram predictor: Pr(next | last token) under the stationary distribution
+    # best bigram predictor by hand: Pr(next | last token) under the stationary distribution
     joint = (lang.stationary[:, None] * lang.conditional).reshape(6, 6, 6).sum(0)
     best_bigram = torch.log(joint / joint.sum(1, keepdim=True))
+    assert torch.allclose(lang.optimal_log_probs(1), best_bigram)
     assert lang.cross_entropy_rate(best_bigram) > lang.entropy_rate() + 0.01
     assert lang.cross_entropy_rate(torch.log(lang.conditional).reshape(6, 6, 6)) == pytest.approx(
         lang.entropy_rate(), abs=1e-12)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_optimal_models_lose_less_with_more_context(order):
+    lang = SyntheticLanguage.random(5, order, 2, seed=order)
+    losses = [lang.cross_entropy_rate(lang.optimal_log_probs(j)) for j in range(order + 1)]
+    assert all(a >= b - 1e-12 for a, b in zip(losses[:-1], losses[1:], strict=True))
+    assert losses[-1] == pytest.approx(lang.entropy_rate(), abs=1e-12)
+    assert losses[0] == pytest.approx(
+        -float((lang.token_distribution() * torch.log(lang.token_distribution())).nansum()), abs=1e-12)
+    assert all(math.isfinite(v) for v in losses)
+    with pytest.raises(ValueError, match="context"):
+        lang.optimal_log_probs(order + 1)
+
+
+def test_counted_bigram_approaches_the_best_bigram_on_a_second_order_source():
+    lang = SyntheticLanguage.random(6, 2, 3, seed=4)
+    from course_utils.ngram import BigramModel
+
+    x = lang.sample(100_000, torch.Generator().manual_seed(4))
+    fitted = BigramModel.fit_counts(x, 6, smoothing=0.01)
+    best = lang.cross_entropy_rate(lang.optimal_log_probs(1))
+    assert best <= lang.cross_entropy_rate(torch.log(fitted.transition)) < best + 0.01
 
 
 def test_token_checks(lang):

@@ -142,3 +142,12 @@ def test_greedy_sampling_follows_the_argmax_and_generators_reproduce():
     assert torch.equal(a, b)
     with pytest.raises(ValueError, match="first"):
         m.sample(3, torch.Generator(), first=7)
+
+
+def test_unigram_start_distribution_for_a_single_stream():
+    m = BigramModel.fit_counts([0, 1, 1, 2, 1], 3, start="unigram")
+    assert m.start.tolist() == pytest.approx([0.2, 0.6, 0.2])
+    assert BigramModel.fit_counts([0, 1, 1, 2, 1], 3).start.tolist() == [1.0, 0.0, 0.0]
+    assert torch.equal(m.transition, BigramModel.fit_counts([0, 1, 1, 2, 1], 3).transition)
+    with pytest.raises(ValueError, match="start"):
+        BigramModel.fit_counts([0, 1], 3, start="last")
