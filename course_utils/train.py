@@ -1,0 +1,350 @@
+"""The course's one training loop: AdamW, warm-up + cosine, clipping, validation, checkpoints, tokens/s and MFU."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .data import random_batch
+from .models import TransformerConfig, flops_per_token
+from .runtime import device as choose_device
+
+# bf16 dense tensor-core peaks (FLOP/s) from the vendor's data sheets, matched on
+# `torch.cuda.get_device_name()`. A GPU not listed gets no MFU ("unknown"), not a guess.
+GPU_BF16_PEAKS: tuple[tuple[tuple[str, ...], float], ...] = (
+    (("H100", "PCIE"), 756e12),
+    (("H100", "HBM3"), 989e12),  # H100 SXM5 reports "NVIDIA H100 80GB HBM3"
+    (("H100", "SXM"), 989e12),
+    (("H200",), 989e12),
+    (("A100",), 312e12),
+)
+
+
+def peak_flops(device_name: str) -> float | None:
+    """The bf16 dense peak of a GPU by its name, or None when the course does not know it."""
+    name = str(device_name).upper()
+    for keys, peak in GPU_BF16_PEAKS:
+        if all(k in name for k in keys):
+            return peak
+    return None
+
+
+def mfu(tokens_per_second: float, flops_per_token: float, peak: float | None) -> float | None:
+    """Model-FLOPs utilisation: achieved model FLOP/s divided by the hardware peak (None if unknown)."""
+    if tokens_per_second < 0 or flops_per_token <= 0:
+        raise ValueError("tokens_per_second must be non-negative and flops_per_token positive")
+    if peak is None:
+        return None
+    if peak <= 0:
+        raise ValueError(f"a peak must be positive, got {peak}")
+    return tokens_per_second * flops_per_token / peak
+
+
+def format_mfu(value: float | None) -> str:
+    """MFU as a percentage, or "unknown"."""
+    return "unknown" if value is None else f"{100 * value:.1f} %"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: steps, batch, learning-rate schedule, AdamW, clipping, validation, device, checkpoints."""
+
+    iterations: int = 2000
+    batch_size: int = 12
+    context: int | None = None  # None: the model's context
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    warmup: int = 100
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 0.1
+    grad_clip: float | None = 1.0  # None: no clipping
+    eval_every: int = 100
+    eval_batches: int = 8
+    device: str | None = None  # None: cuda, then mps, then cpu
+    compile: bool = False
+    seed: int = 0  # seeds the batch generator (and dropout)
+    checkpoint_path: str | None = None
+    checkpoint_every: int | None = None
+    stop_after: int | None = None  # end the run early after this many steps (simulates an interruption)
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "batch_size", "eval_every", "eval_batches"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("context", "checkpoint_every", "stop_after"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+        if not isinstance(self.warmup, int) or self.warmup < 0:
+            raise ValueError(f"warmup must be a non-negative integer, got {self.warmup!r}")
+        if not (self.lr > 0 and 0 <= self.min_lr <= self.lr):
+            raise ValueError(f"need lr > 0 and 0 ≤ min_lr ≤ lr, got lr={self.lr}, min_lr={self.min_lr}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be non-negative, got {self.weight_decay}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"grad_clip must be positive or None, got {self.grad_clip}")
+        if self.checkpoint_every is not None and self.checkpoint_path is None:
+            raise ValueError("checkpoint_every needs a checkpoint_path to write to")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """Learning rate at `step` (0-based): linear warm-up to `lr`, then cosine decay to `min_lr`."""
+    if step < config.warmup:
+        return config.lr * (step + 1) / config.warmup
+    span = max(1, config.iterations - config.warmup)
+    progress = min(1.0, (step - config.warmup) / span)
+    return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+@dataclass
+class History:
+    """What a run recorded: per-step training loss and learning rate, validation NLL, speed."""
+
+    steps: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    val_steps: list[int] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    tokens_per_second: float = float("nan")
+    mfu: float | None = None
+    seconds: float = 0.0  # training time of this process, validation excluded
+    device: str = "cpu"
+
+    @property
+    def best_val_loss(self) -> float:
+        return min(self.val_loss) if self.val_loss else float("nan")
+
+
+def optimizer_for(model: torch.nn.Module, config: TrainConfig, dev: torch.device) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not on biases, norms); fused kernels on CUDA."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, fused=dev.type == "cuda")
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    tokens: torch.Tensor,
+    context: int,
+    batch_size: int,
+    max_batches: int,
+    loss_fn: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+) -> float:
+    """Mean next-token NLL (nats/token) over consecutive non-overlapping windows from the start of `tokens`.
+
+    The windows are fixed, so every evaluation of a run scores the same text and draws no random numbers.
+    """
+    n_windows = min((len(tokens) - 1) // context, batch_size * max_batches)
+    if n_windows < 1:
+        raise ValueError(f"validation needs at least context + 1 = {context + 1} tokens, got {len(tokens)}")
+    dev = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, count = torch.zeros((), dtype=torch.float64, device=dev), 0
+    starts = torch.arange(n_windows) * context
+    offsets = torch.arange(context + 1)
+    for i in range(0, n_windows, batch_size):
+        windows = tokens[starts[i:i + batch_size, None] + offsets].to(dev)
+        with _autocast(dev):
+            x, y = windows[:, :-1], windows[:, 1:]
+            loss = model.loss(x, y) if loss_fn is None else loss_fn(model, x, y)
+        total += loss.double() * windows.shape[0]
+        count += windows.shape[0]
+    model.train(was_training)
+    return float(total / count)
+
+
+def _autocast(dev: torch.device):
+    """bf16 autocast on CUDA; a no-op context elsewhere (CPU runs in float32, bit-reproducibly)."""
+    return torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
+
+
+def _check_tokens(tokens: torch.Tensor, name: str, context: int, vocab_size: int) -> None:
+    if not isinstance(tokens, torch.Tensor) or tokens.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D tensor of token ids")
+    if tokens.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        raise ValueError(f"{name} must hold integer token ids, got dtype {tokens.dtype}")
+    if len(tokens) < context + 1:
+        raise ValueError(
+            f"the {name} corpus has {len(tokens)} tokens, shorter than context + 1 = {context + 1}; "
+            "use more text or a shorter context"
+        )
+    lo, hi = int(tokens.min()), int(tokens.max())
+    if lo < 0 or hi >= vocab_size:
+        raise ValueError(f"{name} holds token ids in {lo}..{hi}, outside the model's vocabulary 0..{vocab_size - 1}")
+
+
+def train(
+    model: torch.nn.Module,
+    train_tokens: torch.Tensor,
+    val_tokens: torch.Tensor,
+    config: TrainConfig = TrainConfig(),
+    resume: bool = False,
+    loss_fn: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+) -> History:
+    """Train `model` by maximum likelihood on random windows of `train_tokens`; return its `History`.
+
+    One step: sample a batch → forward pass → loss → backward pass → clip → optimizer step →
+    zero the gradients. With `resume=True` and an existing `config.checkpoint_path`, the run
+    continues from the checkpoint and reproduces the uninterrupted run (bit for bit on CPU).
+    `model` is a `Transformer` or any module with `.config.context`, `.config.vocab_size` and
+    `.loss(x, y)`; `loss_fn(model, x, y)` replaces `model.loss` (for instance a masked-LM loss).
+    """
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+    dev = choose_device(config.device)
+    model_context = model.config.context
+    context = config.context or model_context
+    if context > model_context:
+        raise ValueError(f"context {context} is longer than the model's context of {model_context}")
+    _check_tokens(train_tokens, "training", context, model.config.vocab_size)
+    _check_tokens(val_tokens, "validation", context, model.config.vocab_size)
+
+    model.to(dev)
+    model.train()
+    optimizer = optimizer_for(model, config, dev)
+    generator = torch.Generator().manual_seed(config.seed)  # batches are drawn on the CPU
+    torch.manual_seed(config.seed)  # dropout
+    history, start = History(device=str(dev)), 0
+    if resume and config.checkpoint_path and Path(config.checkpoint_path).exists():
+        start = _load_checkpoint(config.checkpoint_path, model, optimizer, generator, history, config)
+    base_loss = model.loss if loss_fn is None else (lambda x, y: loss_fn(model, x, y))
+    forward = torch.compile(base_loss) if config.compile else base_loss
+    train_tokens = train_tokens.long()
+    peak = peak_flops(torch.cuda.get_device_name(dev)) if dev.type == "cuda" else None
+
+    end = config.iterations if config.stop_after is None else min(config.iterations, config.stop_after)
+    skip = min(3, max(0, end - start - 1))  # steps left out of tokens/s: compilation, cold caches
+    bar = tqdm(total=config.iterations, initial=start, disable=not config.progress, desc="training")
+    pending: list[torch.Tensor] = []  # losses not yet copied to the host (avoids a sync per step on GPU)
+    paused = 0.0  # seconds spent validating and checkpointing
+    t_start = t_skip = time.perf_counter()
+    paused_at_skip = 0.0
+    for step in range(start, end):
+        lr = learning_rate(step, config)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x, y = random_batch(train_tokens, context, config.batch_size, generator)
+        x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+        with _autocast(dev):
+            loss = forward(x, y)
+        loss.backward()
+        if config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        done = step + 1
+        history.steps.append(done)
+        history.lr.append(lr)
+        pending.append(loss.detach())
+        if done - start == skip:
+            _sync(dev)
+            t_skip, paused_at_skip = time.perf_counter(), paused
+
+        evaluate_now = done % config.eval_every == 0 or done == config.iterations
+        save_now = config.checkpoint_every is not None and done % config.checkpoint_every == 0
+        if evaluate_now or save_now or done == end or len(pending) >= 10:
+            history.train_loss.extend(torch.stack(pending).float().tolist())
+            pending.clear()
+            bar.set_postfix(loss=f"{history.train_loss[-1]:.4f}", refresh=False)
+        bar.update(1)
+        if evaluate_now or save_now:
+            t_pause = time.perf_counter()
+            if evaluate_now:
+                history.val_steps.append(done)
+                history.val_loss.append(evaluate(model, val_tokens, context, config.batch_size,
+                                                config.eval_batches, loss_fn))
+                bar.set_postfix(loss=f"{history.train_loss[-1]:.4f}", val=f"{history.val_loss[-1]:.4f}",
+                                refresh=False)
+            if save_now:
+                _save_checkpoint(config.checkpoint_path, model, optimizer, generator, history, done, config)
+            paused += time.perf_counter() - t_pause
+    _sync(dev)
+    t_end = time.perf_counter()
+    history.seconds = t_end - t_start - paused
+    timed = (t_end - t_skip) - (paused - paused_at_skip)
+    timed_steps = end - start - skip
+    if timed_steps > 0 and timed > 0:
+        history.tokens_per_second = timed_steps * config.batch_size * context / timed
+        flops = _flops_per_token(model, context)
+        if flops is not None:
+            history.mfu = mfu(history.tokens_per_second, flops, peak)
+    bar.close()
+    return history
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def _flops_per_token(model: torch.nn.Module, context: int) -> float | None:
+    """The model's training FLOPs per token at the context actually used, if it can tell."""
+    config = getattr(model, "config", None)
+    if not isinstance(config, TransformerConfig):
+        return None
+    return flops_per_token(replace(config, context=context), training=True)
+
+
+def _save_checkpoint(path, model, optimizer, generator, history, step, config) -> None:
+    """Everything a resumed run needs, written atomically (a crash never leaves half a file)."""
+    state = {
+        "step": step,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "generator": generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "history": asdict(history),
+        "config": asdict(config),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+_RESUMABLE_FIELDS = ("iterations", "batch_size", "context", "lr", "min_lr", "warmup", "betas",
+                     "weight_decay", "grad_clip", "seed")
+
+
+def _load_checkpoint(path, model, optimizer, generator, history, config) -> int:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file
+        raise ValueError(f"cannot read checkpoint {path}: {exc}") from None
+    saved = state.get("config", {}) if isinstance(state, dict) else {}
+    changed = [k for k in _RESUMABLE_FIELDS if k in saved and _same(saved[k], getattr(config, k)) is False]
+    if changed:
+        raise ValueError(f"checkpoint {path} was written with different settings: {', '.join(changed)}")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    for key in ("steps", "train_loss", "lr", "val_steps", "val_loss"):
+        setattr(history, key, list(state["history"][key]))
+    return int(state["step"])
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return list(a) == list(b)
+    return a == b

@@ -1,0 +1,201 @@
+"""The training loop: schedule, learning, validation, checkpoint/resume, speed figures and clear errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from course_utils.models import Transformer, TransformerConfig
+from course_utils.train import (
+    TrainConfig,
+    evaluate,
+    format_mfu,
+    learning_rate,
+    mfu,
+    peak_flops,
+    train,
+)
+
+CONFIG = TransformerConfig(vocab_size=7, context=16, n_layers=2, n_heads=2, d_model=16)
+
+
+def _tokens(n: int, seed: int) -> torch.Tensor:
+    """A repetitive sequence with some noise: learnable, but not trivially."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.arange(n) % 5
+    noise = torch.randint(7, (n,), generator=g)
+    return torch.where(torch.rand(n, generator=g) < 0.2, noise, base)
+
+
+TRAIN, VAL = _tokens(3000, 0), _tokens(600, 1)
+
+
+def _quick(**kwargs) -> TrainConfig:
+    settings = dict(iterations=24, batch_size=4, lr=3e-3, min_lr=3e-4, warmup=4, eval_every=8,
+                    eval_batches=2, device="cpu", progress=False)
+    return TrainConfig(**{**settings, **kwargs})
+
+
+def test_learning_rate_warms_up_linearly_then_decays_by_cosine_to_the_minimum():
+    c = TrainConfig(iterations=2000, warmup=100, lr=1e-3, min_lr=1e-4)
+    assert learning_rate(0, c) == pytest.approx(1e-5)
+    assert learning_rate(49, c) == pytest.approx(5e-4)
+    assert learning_rate(99, c) == pytest.approx(1e-3)
+    assert learning_rate(100, c) == pytest.approx(1e-3)
+    assert learning_rate(1050, c) == pytest.approx(1e-4 + 0.5 * 9e-4)  # half-way: cos = 0
+    assert learning_rate(2000, c) == pytest.approx(1e-4)
+    decay = [learning_rate(s, c) for s in range(100, 2001)]
+    assert all(a >= b for a, b in zip(decay, decay[1:], strict=False))
+    assert learning_rate(0, TrainConfig(warmup=0, lr=2e-3, min_lr=2e-4)) == pytest.approx(2e-3)
+
+
+def test_training_lowers_the_validation_loss_and_records_its_history():
+    model = Transformer(CONFIG)
+    h = train(model, TRAIN, VAL, _quick(iterations=60, eval_every=20))
+    assert h.steps == list(range(1, 61)) and len(h.train_loss) == 60
+    assert h.val_steps == [20, 40, 60]
+    assert h.lr == [learning_rate(s, _quick(iterations=60)) for s in range(60)]
+    assert h.val_loss[0] > h.val_loss[-1]
+    assert h.val_loss[-1] < math.log(7) - 0.5  # well below the uniform model's log 7 = 1.946
+    assert h.best_val_loss == min(h.val_loss)
+    assert h.tokens_per_second > 0 and h.seconds > 0
+    assert h.mfu is None and h.device == "cpu"  # no MFU without a known peak
+
+
+def test_the_same_settings_give_the_same_run():
+    a = train(Transformer(CONFIG), TRAIN, VAL, _quick())
+    b = train(Transformer(CONFIG), TRAIN, VAL, _quick())
+    assert a.train_loss == b.train_loss and a.val_loss == b.val_loss
+    c = train(Transformer(CONFIG), TRAIN, VAL, _quick(seed=1))
+    assert a.train_loss != c.train_loss
+
+
+def test_an_interrupted_and_resumed_run_equals_the_uninterrupted_run_bit_for_bit(tmp_path):
+    straight_model = Transformer(CONFIG)
+    straight = train(straight_model, TRAIN, VAL, _quick())
+
+    path = str(tmp_path / "run.pt")
+    first = Transformer(CONFIG)
+    # Checkpoints at steps 8 and 16; the run "dies" after step 19, losing steps 17–19.
+    train(first, TRAIN, VAL, _quick(checkpoint_path=path, checkpoint_every=8, stop_after=19))
+    resumed_model = Transformer(CONFIG, seed=99)  # a fresh process would rebuild the model
+    resumed = train(resumed_model, TRAIN, VAL, _quick(checkpoint_path=path, checkpoint_every=8), resume=True)
+
+    assert resumed.steps == straight.steps
+    assert resumed.train_loss == straight.train_loss  # exact float equality
+    assert resumed.val_loss == straight.val_loss
+    assert resumed.lr == straight.lr
+    for (name, a), b in zip(straight_model.state_dict().items(), resumed_model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_resume_with_dropout_is_also_exact(tmp_path):
+    config = TransformerConfig(**{**CONFIG.__dict__, "dropout": 0.2})
+    straight = train(Transformer(config), TRAIN, VAL, _quick())
+    path = str(tmp_path / "drop.pt")
+    train(Transformer(config), TRAIN, VAL, _quick(checkpoint_path=path, checkpoint_every=8, stop_after=10))
+    resumed = train(Transformer(config), TRAIN, VAL, _quick(checkpoint_path=path, checkpoint_every=8), resume=True)
+    assert resumed.train_loss == straight.train_loss
+
+
+def test_resume_refuses_a_checkpoint_written_with_other_settings_or_damaged(tmp_path):
+    path = tmp_path / "run.pt"
+    train(Transformer(CONFIG), TRAIN, VAL, _quick(checkpoint_path=str(path), checkpoint_every=8, stop_after=8))
+    with pytest.raises(ValueError, match="different settings: lr"):
+        train(Transformer(CONFIG), TRAIN, VAL, _quick(checkpoint_path=str(path), lr=1e-2), resume=True)
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot read checkpoint"):
+        train(Transformer(CONFIG), TRAIN, VAL, _quick(checkpoint_path=str(path)), resume=True)
+
+
+def test_evaluate_scores_fixed_consecutive_windows():
+    model = Transformer(CONFIG)
+    got = evaluate(model, VAL, context=16, batch_size=4, max_batches=2)
+    windows = VAL[: 8 * 16 + 1]
+    x = torch.stack([windows[i * 16: i * 16 + 16] for i in range(8)])
+    y = torch.stack([windows[i * 16 + 1: i * 16 + 17] for i in range(8)])
+    with torch.no_grad():
+        expected = model.loss(x, y).item()
+    assert got == pytest.approx(expected, rel=1e-6)
+    assert model.training  # evaluation puts the model back in training mode
+
+
+def test_progress_bar_shows_the_loss(capsys):
+    train(Transformer(CONFIG), TRAIN, VAL, _quick(iterations=10, progress=True))
+    err = capsys.readouterr().err
+    assert "training" in err and "loss=" in err and "val=" in err
+
+
+def test_a_custom_loss_function_is_used_for_training_and_validation():
+    calls = []
+
+    def loss_fn(model, x, y):
+        calls.append(x.shape)
+        return model.loss(x, y)
+
+    train(Transformer(CONFIG), TRAIN, VAL, _quick(iterations=8, eval_every=8), loss_fn=loss_fn)
+    assert len(calls) == 8 + 2  # 8 steps and two validation batches
+
+
+@pytest.mark.parametrize(
+    "name, peak",
+    [
+        ("NVIDIA H100 80GB HBM3", 989e12),
+        ("NVIDIA H100 PCIe", 756e12),
+        ("NVIDIA H200", 989e12),
+        ("NVIDIA A100-SXM4-80GB", 312e12),
+        ("NVIDIA GeForce RTX 4090", None),
+        ("Some Future Accelerator", None),
+    ],
+)
+def test_peak_flops_are_known_for_listed_gpus_only(name, peak):
+    assert peak_flops(name) == peak
+
+
+def test_mfu_arithmetic_and_unknown_peak():
+    # 100k tokens/s at 6 GFLOP/token is 600 TFLOP/s: 60.7 % of an H100 SXM's 989 TFLOP/s
+    value = mfu(1e5, 6e9, peak_flops("NVIDIA H100 80GB HBM3"))
+    assert value == pytest.approx(6e14 / 989e12)
+    assert format_mfu(value) == "60.7 %"
+    assert mfu(1e5, 6e9, None) is None and format_mfu(None) == "unknown"
+    with pytest.raises(ValueError):
+        mfu(1e5, 0.0, 1e12)
+
+
+def test_corpus_shorter_than_the_context_is_a_clear_error():
+    with pytest.raises(ValueError, match="training corpus has 10 tokens, shorter than context"):
+        train(Transformer(CONFIG), TRAIN[:10], VAL, _quick())
+    with pytest.raises(ValueError, match="validation corpus has 16 tokens"):
+        train(Transformer(CONFIG), TRAIN, VAL[:16], _quick())
+
+
+def test_context_longer_than_the_models_is_a_clear_error():
+    with pytest.raises(ValueError, match="context 32 is longer than the model's context of 16"):
+        train(Transformer(CONFIG), TRAIN, VAL, _quick(context=32))
+
+
+def test_unknown_or_unavailable_device_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        train(Transformer(CONFIG), TRAIN, VAL, _quick(device="tpu"))
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            train(Transformer(CONFIG), TRAIN, VAL, _quick(device="cuda"))
+
+
+def test_tokens_outside_the_vocabulary_or_not_integers_are_refused():
+    with pytest.raises(ValueError, match="outside the model's vocabulary"):
+        train(Transformer(CONFIG), TRAIN + 5, VAL, _quick())
+    with pytest.raises(ValueError, match="integer token ids"):
+        train(Transformer(CONFIG), TRAIN.float(), VAL, _quick())
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"iterations": 0}, {"lr": 0.0}, {"min_lr": 1.0}, {"warmup": -1}, {"grad_clip": 0.0},
+     {"betas": (0.9, 1.0)}, {"checkpoint_every": 5}, {"batch_size": 2.5}, {"weight_decay": -0.1}],
+)
+def test_bad_training_settings_are_named(kwargs):
+    with pytest.raises(ValueError):
+        TrainConfig(**kwargs)
