@@ -123,7 +123,9 @@ class WordTokenizer:
     @classmethod
     def from_text(cls, text: str | list[str], lowercase: bool = False) -> WordTokenizer:
         """The vocabulary of the words of a text (or of several texts)."""
-        texts = [text] if isinstance(text, str) else list(text)
+        texts = [text] if isinstance(text, str) else text
+        if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
+            raise ValueError("a word tokenizer is built from a string or a list of strings")
         vocab = {w for t in texts for w in split_words(t, lowercase)}
         if not vocab:
             raise ValueError("a tokenizer needs a text with at least one word to build its vocabulary")

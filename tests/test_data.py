@@ -327,3 +327,22 @@ def test_token_checks(lang):
         lang.conditional_log_probs(torch.tensor([0]))
     with pytest.raises(ValueError, match="n_tokens"):
         lang.sample(0, torch.Generator())
+
+
+@pytest.mark.parametrize("bad", [None, 42, b"bytes", ["a", "b"]])
+def test_word_tokenizer_rejects_non_text(bad):
+    tok = WordTokenizer.from_text("a b")
+    with pytest.raises(ValueError, match="string"):
+        tok.encode(bad)
+
+
+def test_word_tokenizer_needs_some_words():
+    for empty in ([], ["", "  "], " "):
+        with pytest.raises(ValueError, match="at least one word"):
+            WordTokenizer.from_text(empty)
+
+
+@pytest.mark.parametrize("bad", [None, 3, [1, 2], ("a", None)])
+def test_word_tokenizer_vocabulary_must_come_from_strings(bad):
+    with pytest.raises(ValueError, match="string"):
+        WordTokenizer.from_text(bad)
