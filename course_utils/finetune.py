@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from .data import CharTokenizer
+from .train import TrainConfig, learning_rate, optimizer_for
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 
@@ -141,9 +143,16 @@ def conditional_log_probs(model: Model, tokenizer: CharTokenizer,
                           pairs: Sequence[tuple[str, str]]) -> torch.Tensor:
     """log Pr(y | x) for each (x, y) pair (float64, shape (N,)), from one batched forward pass."""
     inputs, targets, mask = batch_pairs(tokenizer, pairs)
+    dev = _device_of(model)
     with torch.no_grad():
-        lp = target_log_probs(model(inputs), targets).double()
+        lp = target_log_probs(model(inputs.to(dev)), targets.to(dev)).double().cpu()
     return (lp * mask).sum(-1)
+
+
+def _device_of(model: Model) -> torch.device:
+    params = getattr(model, "parameters", None)
+    first = next(iter(params()), None) if callable(params) else None
+    return first.device if first is not None else torch.device("cpu")
 
 
 def sft_step(model: Model, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
@@ -157,6 +166,57 @@ def sft_step(model: Model, optimizer: torch.optim.Optimizer, inputs: torch.Tenso
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return float(loss.detach())
+
+
+@dataclass
+class SFTHistory:
+    """What a fine-tuning run recorded: training loss per step, held-out log Pr(y | x) and accuracy."""
+
+    train_loss: list[float] = field(default_factory=list)
+    eval_steps: list[int] = field(default_factory=list)
+    heldout_log_prob: list[float] = field(default_factory=list)  # mean over held-out pairs (nats)
+    accuracy: list[float] = field(default_factory=list)  # exact match of greedy responses
+
+
+def train_sft(model: torch.nn.Module, tokenizer: CharTokenizer, train_pairs: Sequence[tuple[str, str]],
+              heldout_pairs: Sequence[tuple[str, str]], config: TrainConfig,
+              response_only: bool = True) -> SFTHistory:
+    """Fine-tune by maximising Σ log Pr(y | x) over random batches of pairs (masked loss).
+
+    Chapter 05's optimizer (AdamW, no decay on biases and norms) and schedule (warm-up, cosine)
+    come from `config`; the held-out pairs are scored every `config.eval_every` steps and at the end.
+    """
+    if len(train_pairs) == 0 or len(heldout_pairs) == 0:
+        raise ValueError("fine-tuning needs some training pairs and some held-out pairs")
+    dev = next(model.parameters()).device
+    optimizer = optimizer_for(model, config, dev)
+    generator = torch.Generator().manual_seed(config.seed)
+    history = SFTHistory()
+
+    def score(step: int) -> None:
+        was_training = model.training
+        model.eval()
+        history.eval_steps.append(step)
+        history.heldout_log_prob.append(float(conditional_log_probs(model, tokenizer, heldout_pairs).mean()))
+        history.accuracy.append(task_accuracy(model, tokenizer, heldout_pairs))
+        model.train(was_training)
+
+    model.train()
+    bar = range(config.iterations)
+    if config.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(bar, desc="fine-tuning", unit="step")
+    for step in bar:
+        if step % config.eval_every == 0:
+            score(step)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, config)
+        idx = torch.randint(len(train_pairs), (config.batch_size,), generator=generator).tolist()
+        x, y, m = (t.to(dev) for t in batch_pairs(tokenizer, [train_pairs[i] for i in idx], response_only))
+        history.train_loss.append(sft_step(model, optimizer, x, y, m, clip=config.grad_clip))
+    score(config.iterations)
+    return history
 
 
 # ---------------------------------------------------------------- generation and accuracy
@@ -177,9 +237,10 @@ def greedy_responses(model: Model, tokenizer: CharTokenizer, prompts: Sequence[s
             raise ValueError("prompts must be non-empty")
         by_length.setdefault(len(p), []).append(i)
     with torch.no_grad():
+        dev = _device_of(model)
         for idx in by_length.values():
-            x = torch.stack([tokenizer.encode(prompts[i]) for i in idx])
-            done = torch.zeros(len(idx), dtype=torch.bool)
+            x = torch.stack([tokenizer.encode(prompts[i]) for i in idx]).to(dev)
+            done = torch.zeros(len(idx), dtype=torch.bool, device=dev)
             new = []
             for _ in range(max_new):
                 nxt = model(x)[:, -1].argmax(-1)
@@ -188,7 +249,7 @@ def greedy_responses(model: Model, tokenizer: CharTokenizer, prompts: Sequence[s
                 x = torch.cat([x, nxt[:, None]], 1)
                 if done.all():
                     break
-            gen = torch.stack(new, 1)
+            gen = torch.stack(new, 1).cpu()
             for row, i in enumerate(idx):
                 text = tokenizer.decode(gen[row])
                 out[i] = text[: text.index(END) + 1] if END in text else text
@@ -251,8 +312,9 @@ def _n_turns(turn_index: torch.Tensor, length: int) -> int:
 def turn_log_probs_one_pass(model: Model, tokens: torch.Tensor, turn_index: torch.Tensor) -> torch.Tensor:
     """log Pr(turn k | everything before it) for every assistant turn k, from ONE forward pass."""
     n = _n_turns(turn_index, len(tokens))
+    x = tokens.to(_device_of(model))
     with torch.no_grad():
-        lp = target_log_probs(model(tokens[None, :-1])[0], tokens[1:]).double()
+        lp = target_log_probs(model(x[None, :-1])[0], x[1:]).double().cpu()
     keep = turn_index >= 0
     return torch.zeros(n, dtype=torch.float64).index_add_(0, turn_index[keep], lp[keep])
 
@@ -261,11 +323,12 @@ def turn_log_probs_per_turn(model: Model, tokens: torch.Tensor, turn_index: torc
     """The same quantities with one forward pass per assistant turn, over the dialogue up to that turn."""
     n = _n_turns(turn_index, len(tokens))
     out = torch.zeros(n, dtype=torch.float64)
+    x = tokens.to(_device_of(model))
     with torch.no_grad():
         for k in range(n):
             where = (turn_index == k).nonzero().squeeze(1)
             last = int(where.max()) + 1  # the turn's last target is token `last`
-            lp = target_log_probs(model(tokens[None, :last])[0], tokens[1: last + 1]).double()
+            lp = target_log_probs(model(x[None, :last])[0], x[1: last + 1]).double().cpu()
             out[k] = lp[where].sum()
     return out
 

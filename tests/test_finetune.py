@@ -216,3 +216,64 @@ def test_best_time_is_the_minimum():
     assert ft.best_time(lambda: calls.append(1), repeats=4) >= 0 and len(calls) == 4
     with pytest.raises(ValueError, match="repeats"):
         ft.best_time(lambda: None, repeats=0)
+
+
+def test_train_sft_with_the_course_transformer_raises_heldout_likelihood_reproducibly(tok):
+    from course_utils.models import Transformer, TransformerConfig
+    from course_utils.train import TrainConfig
+
+    g = torch.Generator().manual_seed(0)
+    heldout = ft.make_pairs(20, g, tasks=("copy",), max_len=3)
+    train = [p for p in ft.make_pairs(300, g, tasks=("copy",), max_len=3) if p not in heldout]
+    config = TrainConfig(iterations=30, batch_size=16, lr=3e-3, warmup=5, weight_decay=0.0,
+                         eval_every=10, progress=False)
+
+    def run():
+        model = Transformer(TransformerConfig(tok.vocab_size, context=32, n_layers=1, n_heads=2, d_model=32))
+        return ft.train_sft(model, tok, train, heldout, config)
+
+    h = run()
+    assert h.eval_steps == [0, 10, 20, 30] and len(h.train_loss) == 30
+    assert h.heldout_log_prob[-1] > h.heldout_log_prob[0] + 2.0
+    assert all(0.0 <= a <= 1.0 for a in h.accuracy)
+    assert run().train_loss == h.train_loss  # bit-identical on a rerun
+    with pytest.raises(ValueError, match="held-out"):
+        ft.train_sft(torch.nn.Linear(2, 2), tok, train, [], config)
+
+
+def test_figures_have_labelled_axes_and_reject_mismatched_inputs():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from course_utils import finetune_plots as fp
+
+    figs = [fp.sft_curves([0, 10], [-5.0, -1.0], [0.0, 0.5], [0.0, 0.4]),
+            fp.dialogue_cost([1, 2], [0.001, 0.001], [0.001, 0.002]),
+            fp.reward_recovery(torch.tensor([0.0, 1.0]), torch.tensor([0.1, 0.9]), torch.tensor([0.1, 0.1])),
+            fp.policy_curves({"mle": torch.full((5, 3), 1 / 3)}, best=2)]
+    for fig in figs:
+        for ax in fig.axes:
+            assert ax.get_xlabel() and ax.get_ylabel()
+        plt.close(fig)
+    with pytest.raises(ValueError, match="same length"):
+        fp.sft_curves([0, 10], [-5.0], [0.0, 0.5])
+    with pytest.raises(ValueError, match="same shape"):
+        fp.reward_recovery(torch.zeros(2), torch.zeros(3), torch.zeros(2))
+    with pytest.raises(ValueError, match="empty"):
+        fp.policy_curves({}, best=0)
+
+
+def test_one_pass_equals_per_turn_for_the_course_transformer(tok):
+    from course_utils.models import Transformer, TransformerConfig
+
+    model = Transformer(TransformerConfig(tok.vocab_size, context=128, n_layers=2, n_heads=2, d_model=32), seed=3)
+    with torch.no_grad():  # larger weights than at initialisation, so attention is far from uniform
+        for p in model.parameters():
+            if p.ndim == 2:
+                p.mul_(20)
+    tokens, owner = ft.encode_dialogue(tok, ft.make_dialogue(6, torch.Generator().manual_seed(9)))
+    one = ft.turn_log_probs_one_pass(model, tokens, owner)
+    assert torch.allclose(one, ft.turn_log_probs_per_turn(model, tokens, owner), atol=1e-5, rtol=0)
+    assert one.std() > 0.1
