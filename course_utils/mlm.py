@@ -294,3 +294,37 @@ def causal_log_probs(logits_fn: LogitsFn, tokens: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"logits_fn must return shape (1, n, V), got {tuple(logits.shape)}")
     log_probs = torch.log_softmax(logits[0].double(), dim=-1)
     return log_probs[torch.arange(len(x) - 1), x[1:]]
+
+
+# ---------------------------------------------------------------- training a bidirectional model
+
+class MaskedLMLoss:
+    """The MLM training loss as `loss_fn(model, x, y)`: corrupt the window x, score the selected positions.
+
+    `y` (next-token targets) is ignored: a masked model predicts its input's own tokens. In
+    training mode the masks come from `generator`; in eval mode every call masks with a fresh
+    generator seeded `eval_seed`, so a validation set is corrupted the same way at every evaluation.
+    """
+
+    def __init__(self, mask_id: int, vocab_size: int, generator: torch.Generator, rate: float = 0.15,
+                 special_ids: Sequence[int] = (), eval_seed: int = 0) -> None:
+        if not isinstance(generator, torch.Generator):
+            raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size < 2:
+            raise ValueError(f"vocab_size must be an integer >= 2, got {vocab_size!r}")
+        self.mask_id, self.vocab_size = _id(mask_id, vocab_size, "mask_id"), vocab_size
+        self.generator, self.rate, self.eval_seed = generator, _rate(rate), eval_seed
+        self.special_ids = tuple(_id(int(s), vocab_size, "special id") for s in special_ids)
+
+    def corrupt(self, x: torch.Tensor, training: bool = True) -> Masked:
+        """The masked batch this loss would use (training masks advance the generator)."""
+        g = self.generator if training else torch.Generator().manual_seed(self.eval_seed)
+        return mask_tokens(x.cpu(), self.mask_id, self.vocab_size, g, self.rate, self.special_ids)
+
+    def __call__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        config = getattr(model, "config", None)
+        if config is not None and getattr(config, "causal", False):
+            raise ValueError("a masked-LM loss needs a bidirectional model (causal=False)")
+        masked = self.corrupt(x, model.training)
+        logits = model(masked.inputs.to(x.device))
+        return mlm_loss(logits.float(), masked.targets.to(x.device))

@@ -275,3 +275,40 @@ def test_f_cross_entropy_default_ignore_index_matches():
     assert mlm.IGNORE_INDEX == -100
     logits, targets = _logits_targets(2)
     assert torch.equal(F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1)), mlm.mlm_loss(logits, targets))
+
+
+# ---------------------------------------------------------------- the training loss
+
+def _tiny(causal=False):
+    from course_utils.models import Transformer, TransformerConfig
+
+    return Transformer(TransformerConfig(vocab_size=V, context=12, n_layers=1, n_heads=2, d_model=16,
+                                         causal=causal), seed=0)
+
+
+def test_masked_lm_loss_scores_only_the_corrupted_positions():
+    model = _tiny()
+    x = _batch((4, 12), seed=5)
+    loss_fn = mlm.MaskedLMLoss(MASK, V, torch.Generator().manual_seed(9), rate=0.3, special_ids=(CLS, SEP))
+    loss = loss_fn(model, x, None)
+    inputs, targets = mlm.mask_tokens(x, MASK, V, torch.Generator().manual_seed(9), rate=0.3, special_ids=(CLS, SEP))
+    assert torch.allclose(loss, mlm.mlm_loss(model(inputs), targets), rtol=1e-6)
+    loss.backward()
+    assert model.tok_emb.weight.grad is not None
+    # training masks advance the generator; evaluation masks are the same at every call
+    assert not torch.equal(loss_fn.corrupt(x).targets, targets)
+    model.eval()
+    assert torch.equal(loss_fn(model, x), loss_fn(model, x))
+    assert torch.equal(loss_fn.corrupt(x, training=False).targets, loss_fn.corrupt(x, training=False).targets)
+
+
+def test_masked_lm_loss_refuses_a_causal_model_and_bad_settings():
+    loss_fn = mlm.MaskedLMLoss(MASK, V, torch.Generator())
+    with pytest.raises(ValueError, match="bidirectional"):
+        loss_fn(_tiny(causal=True), _batch((2, 12)))
+    with pytest.raises(ValueError, match="mask rate"):
+        mlm.MaskedLMLoss(MASK, V, torch.Generator(), rate=2.0)
+    with pytest.raises(ValueError, match="torch.Generator"):
+        mlm.MaskedLMLoss(MASK, V, 0)
+    with pytest.raises(ValueError, match="mask_id"):
+        mlm.MaskedLMLoss(V, V, torch.Generator())
