@@ -157,14 +157,18 @@ def _device_of(model: Model) -> torch.device:
 
 def sft_step(model: Model, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
              targets: torch.Tensor, mask: torch.Tensor, clip: float | None = 1.0) -> float:
-    """One training step on the masked loss: forward, loss, backward, clip, optimizer step, zero grads."""
+    """One training step on the masked loss: forward, loss, backward, clip, optimizer step, zero grads.
+
+    Gradients are zeroed in place rather than set to None, so an optimizer whose parameters are
+    flat buffers viewed by the model's parameters (chapter 05's `optimizer_for`) keeps its views.
+    """
     loss = masked_nll(model(inputs), targets, mask)
     loss.backward()
     if clip is not None:
         params = [p for group in optimizer.param_groups for p in group["params"]]
         torch.nn.utils.clip_grad_norm_(params, clip)
     optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    optimizer.zero_grad(set_to_none=False)
     return float(loss.detach())
 
 

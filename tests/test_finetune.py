@@ -145,7 +145,7 @@ def test_sft_steps_raise_the_conditional_likelihood(tok):
     losses = [ft.sft_step(model, opt, *ft.batch_pairs(tok, train)) for _ in range(40)]
     after = float(ft.conditional_log_probs(model, tok, train).mean())
     assert losses[-1] < losses[0] and after > before + 1.0
-    assert all(p.grad is None for p in model.parameters())  # gradients are cleared after the step
+    assert all(p.grad is None or not p.grad.any() for p in model.parameters())  # cleared after the step
 
 
 def test_greedy_responses_and_accuracy_with_a_model_that_knows_the_answer(tok):
@@ -277,3 +277,72 @@ def test_one_pass_equals_per_turn_for_the_course_transformer(tok):
     one = ft.turn_log_probs_one_pass(model, tokens, owner)
     assert torch.allclose(one, ft.turn_log_probs_per_turn(model, tokens, owner), atol=1e-5, rtol=0)
     assert one.std() > 0.1
+
+
+# ---------------------------------------------------------------- chapter 06 assignment, fine-tuning items
+
+def _fails_somewhere(name, fn) -> bool:
+    from course_utils.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
+    from course_utils.items import call_case, expected_outcome, judge
+
+    item = ASSIGNMENT.item(name)
+    for case in item.cases(hidden=True):
+        args = case.build()
+        out = call_case(fn, args)
+        if out.error or judge(expected_outcome(item, args), out.value, item.rtol, item.atol):
+            return True
+    return False
+
+
+def _lp(logits, tokens, shift=1):
+    lp = torch.log_softmax(logits.double(), -1)
+    if shift:
+        return lp[:-1].gather(1, tokens[1:, None]).squeeze(1)
+    return lp[1:].gather(1, tokens[1:, None]).squeeze(1)  # row t scores token t: no shift
+
+
+FINETUNE_WRONG = {
+    "response_loss_mask": {
+        "off by one": lambda p, n: torch.arange(n - 1) >= p,
+        "one entry per token": lambda p, n: torch.arange(n) >= p,
+        "integers, not booleans": lambda p, n: (torch.arange(1, n) >= p).long(),
+        "prompt instead of response": lambda p, n: torch.arange(1, n) < p,
+    },
+    "response_nll": {
+        "no shift": lambda z, x, p: float(-_lp(z, x, shift=0)[p - 1:].sum()),
+        "prompt included": lambda z, x, p: float(-_lp(z, x).sum()),
+        "mean instead of sum": lambda z, x, p: float(-_lp(z, x)[p - 1:].mean()),
+        "log of softmax computed naively in float32": lambda z, x, p: float(
+            -torch.log(torch.softmax(z[:-1].float(), -1)).gather(1, x[1:, None]).squeeze(1)[p - 1:].sum()),
+    },
+    "assistant_turn_log_probs": {
+        "no shift": lambda z, x, o: torch.stack([_lp(z, x, shift=0)[o[1:] == k].sum() for k in range(int(o.max()) + 1)]),
+        "owner not shifted": lambda z, x, o: torch.stack([_lp(z, x)[o[:-1] == k].sum() for k in range(int(o.max()) + 1)]),
+        "one total": lambda z, x, o: _lp(z, x)[o[1:] >= 0].sum().reshape(1),
+    },
+}
+
+
+@pytest.mark.parametrize("name, label", [(n, w) for n, ws in FINETUNE_WRONG.items() for w in ws])
+def test_classic_mistakes_fail_a_graded_case(name, label):
+    assert _fails_somewhere(name, FINETUNE_WRONG[name][label])
+
+
+@pytest.mark.parametrize("name", list(FINETUNE_WRONG))
+def test_references_pass_every_graded_case(name):
+    from course_utils.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
+
+    assert not _fails_somewhere(name, ASSIGNMENT.item(name).reference)
+
+
+def test_chapter_06_concept_answers_accept_only_the_expected_choice():
+    from course_utils.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
+    from course_utils.checks import evaluate
+    from course_utils.items import AnswerItem
+
+    answers = [i for i in ASSIGNMENT.items if isinstance(i, AnswerItem)]
+    assert len(answers) == 5
+    for item in answers:
+        assert evaluate(item.name, item.expected).passed
+        for wrong in (c for c in item.choices if c != item.expected):
+            assert not evaluate(item.name, wrong).passed

@@ -158,3 +158,68 @@ def test_toy_training_mle_is_faster_from_a_poor_start_and_pg_exact_gets_there():
     assert exact[-1, 3] > exact[0, 3] and sampled[-1, 3] >= sampled[0, 3]
     with pytest.raises(ValueError, match="method"):
         pf.train_toy_policy(z, u, 10, 0.5, g, "ppo")
+
+
+# ---------------------------------------------------------------- chapter 06 assignment, preference items
+
+def _fails_somewhere(name, fn) -> bool:
+    from course_utils.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
+    from course_utils.items import call_case, expected_outcome, judge
+
+    item = ASSIGNMENT.item(name)
+    for case in item.cases(hidden=True):
+        args = case.build()
+        out = call_case(fn, args)
+        if out.error or judge(expected_outcome(item, args), out.value, item.rtol, item.atol):
+            return True
+    return False
+
+
+def _diff(r, w, lo):
+    r = torch.as_tensor(r, dtype=torch.float64)
+    return r[torch.as_tensor(w)] - r[torch.as_tensor(lo)]
+
+
+def _adam_fit(n, w, lo, steps, centre=True):
+    r = torch.zeros(n, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([r], lr=0.05)
+    for _ in range(steps):
+        loss = -torch.nn.functional.logsigmoid(r[torch.as_tensor(w)] - r[torch.as_tensor(lo)]).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    r = r.detach()
+    return r - r.mean() if centre else r + 1.0
+
+
+PREFERENCE_WRONG = {
+    "bradley_terry_log_likelihood": {
+        "log of sigmoid": lambda r, w, lo: float(torch.log(torch.sigmoid(_diff(r, w, lo))).sum()),
+        "loser minus winner": lambda r, w, lo: float(torch.nn.functional.logsigmoid(-_diff(r, w, lo)).sum()),
+        "mean instead of sum": lambda r, w, lo: float(torch.nn.functional.logsigmoid(_diff(r, w, lo)).mean()),
+        "probabilities summed": lambda r, w, lo: float(torch.sigmoid(_diff(r, w, lo)).sum()),
+    },
+    "fit_rewards": {
+        "not centred": lambda n, w, lo: _adam_fit(n, w, lo, 2000, centre=False),
+        "stopped far too early": lambda n, w, lo: _adam_fit(n, w, lo, 20),
+    },
+    "policy_gradient": {
+        "no baseline term": lambda z, u: torch.softmax(torch.tensor(z, dtype=torch.float64), 0) * torch.tensor(u),
+        "utilities returned": lambda z, u: torch.tensor(u, dtype=torch.float64),
+        "MLE gradient of the best output": lambda z, u: pf.mle_gradient(z, int(torch.tensor(u).argmax())),
+    },
+}
+
+
+@pytest.mark.parametrize("name, label", [(n, w) for n, ws in PREFERENCE_WRONG.items() for w in ws])
+def test_classic_mistakes_fail_a_graded_case(name, label):
+    assert _fails_somewhere(name, PREFERENCE_WRONG[name][label])
+
+
+@pytest.mark.parametrize("name", list(PREFERENCE_WRONG))
+def test_references_and_a_gradient_ascent_answer_pass_every_graded_case(name):
+    from course_utils.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
+
+    assert not _fails_somewhere(name, ASSIGNMENT.item(name).reference)
+    if name == "fit_rewards":  # the approach the item asks for is accurate enough
+        assert not _fails_somewhere(name, lambda n, w, lo: _adam_fit(n, w, lo, 2000))
