@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import pickle
 import queue
-import shutil
 import sys
 import tempfile
 import threading
@@ -137,14 +135,19 @@ def _names(files: list[Path]) -> list[str]:
     return names
 
 
-def grade(assignment, files: list[Path], out: Path, jobs: int, timeout: float) -> int:
-    """Grade `files` into `out`; returns 0 when every submission got its result file."""
+def grade(assignment, files: list[Path], out: Path, jobs: int, timeout: float, pool=None) -> int:
+    """Grade `files` into `out`; returns 0 when every submission got its result file.
+
+    `pool` (a `sandbox.Pool`) lets several calls share warm fork servers; by default a pool of
+    `jobs` workers is started for this call and stopped at its end.
+    """
     from . import results
     from .notebook import UnreadableNotebook, read_code_cells
-    from .sandbox import Limits, Worker
+    from .sandbox import Limits, Pool
     from .scoring import Plan
 
     start = time.monotonic()
+    out.mkdir(parents=True, exist_ok=True)
     plan = Plan(assignment)
     limits = Limits(timeout=timeout)
     names = _names(files)
@@ -158,11 +161,6 @@ def grade(assignment, files: list[Path], out: Path, jobs: int, timeout: float) -
             grades[index] = results.unreadable(name, str(exc), item_points)
             continue
         todo.put((index, cells))
-    workdir = Path(tempfile.mkdtemp(prefix="course-grade-"))
-    os.chmod(workdir, 0o711)  # the sandbox uid may enter its own scratch dir, not list others
-    (workdir / "jobs").mkdir(mode=0o700)
-    spec = workdir / "jobs" / "spec.pickle"
-    spec.write_bytes(pickle.dumps(plan.child_spec()))
     lock = threading.Lock()
     failures: list[str] = []
 
@@ -177,34 +175,40 @@ def grade(assignment, files: list[Path], out: Path, jobs: int, timeout: float) -
             print(f"{grade.submission}: {results.number(grade.score)}/{results.number(grade.max_score)} "
                   f"{grade.status}", flush=True)
 
-    def work() -> None:
-        worker = None
+    def work(worker, spec: Path) -> None:
         try:
-            worker = Worker(spec, workdir)
             while True:
                 try:
                     index, cells = todo.get_nowait()
                 except queue.Empty:
                     return
-                run = worker.run(cells, limits)
+                run = worker.run(cells, limits, spec)
                 report(index, results.graded(names[index], plan.score(run.items), run, timeout))
         except Exception as exc:  # the grader itself failed: never disguise it as a student's zero
             failures.append(f"grading worker failed: {type(exc).__name__}: {exc}")
-        finally:
-            if worker is not None:
-                worker.close()
 
-    try:
-        for index, grade in enumerate(grades):
-            if grade is not None:
-                report(index, grade)
-        threads = [threading.Thread(target=work, daemon=True) for _ in range(min(jobs, todo.qsize()))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    for index, grade in enumerate(grades):
+        if grade is not None:
+            report(index, grade)
+    if not todo.empty():
+        own_pool = pool is None
+        try:
+            pool = pool or Pool(min(jobs, todo.qsize()))
+        except Exception as exc:
+            failures.append(f"the sandbox could not start: {type(exc).__name__}: {exc}")
+            own_pool = False
+        if pool is not None:
+            try:
+                spec = pool.spec(plan.child_spec())
+                threads = [threading.Thread(target=work, args=(w, spec), daemon=True)
+                           for w in pool.workers[:max(1, min(jobs, todo.qsize()))]]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+            finally:
+                if own_pool:
+                    pool.close()
     done = [g for g in grades if g is not None]
     results.write_csv(out / "grades.csv", done)
     for message in failures:

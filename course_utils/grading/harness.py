@@ -58,18 +58,17 @@ def _prctl(option: int, value: int) -> None:
 
 # ---------------------------------------------------------------- the fork server
 
-def serve(sock_fd: int, spec_path: str) -> None:
+def serve(sock_fd: int) -> None:
     """Fork server main loop: receive a job and two pipe fds, fork a child, report how it ended."""
     _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     sys.path[:] = [p for p in sys.path if p not in ("", ".")]
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ["MPLBACKEND"] = "Agg"
-    with open(spec_path, "rb") as f:
-        items = pickle.load(f)  # written by the trusted parent: item names and case arguments only
     _preimport()
     sock = socket.socket(fileno=sock_fd)
     _send_msg(sock, {"ready": True})
+    specs: dict[str, list[dict]] = {}
     while True:
         try:
             data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 2)
@@ -80,12 +79,15 @@ def serve(sock_fd: int, spec_path: str) -> None:
         job = json.loads(data)
         with open(job["job"], encoding="utf-8") as f:
             job.update(json.load(f))
+        if job["spec"] not in specs:
+            with open(job["spec"], "rb") as f:  # written by the trusted parent: names and case arguments
+                specs[job["spec"]] = pickle.load(f)
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
             sock.close()
-            _child(job, items, fds)  # never returns
+            _child(job, specs[job["spec"]], fds)  # never returns
         for fd in fds:
             os.close(fd)
         _send_msg(sock, {"pid": pid})
@@ -613,4 +615,4 @@ def _brief(exc: BaseException) -> str:
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]), sys.argv[2])
+    serve(int(sys.argv[1]))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import pickle
 import selectors
 import shutil
 import signal
@@ -78,8 +79,8 @@ def is_root() -> bool:
 class Worker:
     """One worker slot: a fork server process that has imported torch, and (as root) a private uid."""
 
-    def __init__(self, spec_path: Path, workdir: Path):
-        self.spec_path, self.workdir = spec_path, workdir
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
         self.uid: int | None = None
         self._lock_fd: int | None = None
         self._proc: subprocess.Popen | None = None
@@ -91,15 +92,21 @@ class Worker:
 
     # -- fork server lifecycle
     def start(self) -> None:
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1")
-        code = "import sys; from course_utils.grading.harness import serve; serve(int(sys.argv[1]), sys.argv[2])"
+        code = "import sys; from course_utils.grading.harness import serve; serve(int(sys.argv[1]))"
         self._proc = subprocess.Popen(
-            [sys.executable, "-c", code, str(child_sock.fileno()), str(self.spec_path)],
+            [sys.executable, "-c", code, str(child_sock.fileno())],
             pass_fds=[child_sock.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             env=env, cwd=str(self.workdir), start_new_session=True)
         child_sock.close()
         self._sock, self._buffer = parent_sock, b""
+
+    def wait_ready(self) -> None:
         ready = self._read_message(time.monotonic() + _START_TIMEOUT_S)
         if not ready or not ready.get("ready"):
             self.stop()
@@ -126,8 +133,11 @@ class Worker:
             self._lock_fd = None
 
     # -- one submission
-    def run(self, cells: list[str], limits: Limits) -> RunResult:
-        """Run one submission's code cells in a fresh child; always returns, whatever the child did."""
+    def run(self, cells: list[str], limits: Limits, spec: Path) -> RunResult:
+        """Run one submission's code cells in a fresh child; always returns, whatever the child did.
+
+        `spec` is the pickled `Plan.child_spec()` of the assignment, readable by root only.
+        """
         if self._proc is None or self._proc.poll() is not None:
             self.stop()
             self.start()
@@ -137,7 +147,7 @@ class Worker:
         jobs_dir = self.workdir / "jobs"
         job_path = jobs_dir / f"{scratch.name}.json"
         job_path.write_text(json.dumps({
-            "cells": cells, "timeout": limits.timeout, "slice": limits.cell_slice, "uid": self.uid,
+            "cells": cells, "spec": str(spec), "timeout": limits.timeout, "slice": limits.cell_slice, "uid": self.uid,
             "scratch": str(scratch),
             "limits": {"memory": limits.memory, "fsize": limits.fsize,
                        "nproc": limits.nproc if self.uid is not None else _nproc_for_own_uid()},
@@ -247,6 +257,44 @@ class Worker:
             _kill_group(self._proc.pid)
             self._proc.kill()
         self.stop()
+
+
+class Pool:
+    """Worker slots sharing one private working directory; one pool can grade several assignments."""
+
+    def __init__(self, size: int):
+        self.workdir = Path(tempfile.mkdtemp(prefix="course-grade-"))
+        os.chmod(self.workdir, 0o711)  # a sandbox uid may enter its own scratch dir, not list others
+        (self.workdir / "jobs").mkdir(mode=0o700)
+        self.workers: list[Worker] = []
+        self._specs = 0
+        try:
+            self.workers = [Worker(self.workdir) for _ in range(max(1, size))]
+            for w in self.workers:  # start the fork servers side by side
+                w.launch()
+            for w in self.workers:
+                w.wait_ready()
+        except BaseException:
+            self.close()
+            raise
+
+    def spec(self, child_spec: list[dict]) -> Path:
+        """Store an assignment's child spec where only root (the fork server) can read it."""
+        self._specs += 1
+        path = self.workdir / "jobs" / f"spec-{self._specs}.pickle"
+        path.write_bytes(pickle.dumps(child_spec))
+        return path
+
+    def close(self) -> None:
+        for w in self.workers:
+            w.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _readable(sock: socket.socket, timeout: float) -> bool:
