@@ -46,7 +46,7 @@ def stability(scales: Sequence[float], curves: Mapping[str, Sequence[float]], ti
         if not finite.all():
             first = int(np.argmin(finite))
             ax.axvline(x[first], color=f"C{i}", alpha=0.4, linestyle=":",
-                       label=f"{label}: {'NaN' if np.isnan(v[first]) else 'inf'} from scale {x[first]:g}")
+                       label=f"{label}: {'NaN' if np.isnan(v[first]) else 'inf'} from scale {x[first]:.3g}")
     ax.set(xlabel="logit scale s (logits s·(1, 0, −1), target = last token)", ylabel="loss (nats)",
            title=title, xscale="log", yscale="log")
     ax.legend(fontsize=8)
