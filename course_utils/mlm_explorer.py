@@ -17,12 +17,14 @@ LogitsFn = Callable[[torch.Tensor], torch.Tensor]
 
 # ---------------------------------------------------------------- figures
 
-def mlm_loss_curve(steps: Sequence[int], train: Sequence[float], val: Sequence[float],
-                   baseline: float) -> Figure:
+def mlm_loss_curve(steps: Sequence[int], train: Sequence[float], val_steps: Sequence[int],
+                   val: Sequence[float], baseline: float) -> Figure:
     """Masked-token loss during training, with the unigram (context-free) baseline as a line."""
+    if len(steps) != len(train) or len(val_steps) != len(val):
+        raise ValueError("steps and losses must have the same length")
     fig, ax = plt.subplots(figsize=(7, 3.2))
-    ax.plot(list(steps), list(train), color="C0", alpha=0.5, label="training batch")
-    ax.plot(list(steps), list(val), color="C0", marker="o", markersize=3, label="held-out masked tokens")
+    ax.plot(list(steps), list(train), color="C0", alpha=0.4, label="training batches")
+    ax.plot(list(val_steps), list(val), color="C1", marker="o", markersize=4, label="held-out masked tokens")
     ax.axhline(baseline, color="C3", linestyle="--", label=f"unigram baseline {baseline:.3f}")
     ax.set_xlabel("training step")
     ax.set_ylabel("loss on masked tokens (nats)")

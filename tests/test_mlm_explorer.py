@@ -87,8 +87,11 @@ def test_explorer_draws_into_its_output():
 
 
 def test_figures_draw_and_check_lengths():
-    fig = mlm_loss_curve([0, 10, 20], [3.0, 2.5, 2.0], [3.1, 2.6, 2.1], baseline=3.0)
+    fig = mlm_loss_curve([1, 2, 3], [3.0, 2.5, 2.0], [3], [2.1], baseline=3.0)
     assert fig.axes[0].get_xlabel() == "training step" and "nats" in fig.axes[0].get_ylabel()
+    assert len(fig.axes[0].lines) == 3  # training, held-out, baseline
+    with pytest.raises(ValueError, match="same length"):
+        mlm_loss_curve([1, 2], [3.0], [2], [2.1], baseline=3.0)
     fig = pll_vs_causal(["a", "b"], [-1.0, -0.5], [-2.0, -1.5])
     assert len(fig.axes[0].patches) == 4
     with pytest.raises(ValueError, match="same length"):
