@@ -12,6 +12,7 @@ import argparse
 import csv
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -35,11 +36,15 @@ def main() -> None:
         for i in range(args.copies):
             shutil.copyfile(SOLUTION, subs / f"student_{i:03d}.ipynb")
         env = dict(os.environ, OMP_NUM_THREADS="1")
+        cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "course_utils.grading", "01", str(subs),
                                "--out", str(work / "out"), "--jobs", str(args.jobs)],
                               env=env, capture_output=True, text=True)
         seconds = time.perf_counter() - start
+        cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
+        load = os.getloadavg()[0]
         with open(work / "out" / "grades.csv", newline="") as f:
             rows = list(csv.DictReader(f))
         full = all(float(r["score"]) == float(r["max_score"]) and r["status"] == "ok" for r in rows)
@@ -49,6 +54,9 @@ def main() -> None:
             "seconds": round(seconds, 2),
             "submissions_per_second": round(len(rows) / seconds, 2),
             "all_full_marks": full and len(rows) == args.copies and proc.returncode == 0,
+            "cpu_seconds": round(cpu, 1),  # grader, fork servers and every sandboxed child
+            "cpu_seconds_per_submission": round(cpu / max(1, len(rows)), 3),
+            "load_average_1min_after": round(load, 2),  # other work on the machine slows the figure
             "target_seconds_for_200": 60,
         }))
     finally:

@@ -28,7 +28,7 @@ from course_utils.grading.scoring import Plan, check_plain
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_ROOT = os.geteuid() == 0
-TIMEOUT = 4  # seconds per submission in the hostile batch; each cell or item gets half of it
+TIMEOUT = 5  # seconds per submission in the hostile batch; each cell or item gets half of it
 FULL = 13  # chapter 01's maximum score
 
 # ---------------------------------------------------------------- a correct chapter 01 submission

@@ -127,6 +127,7 @@ class Worker:
     def close(self) -> None:
         self.stop()
         if self.uid is not None:
+            _kill_uid(self.uid)  # the fork server does this after each child; this covers a lost one
             _remove_files_of(self.uid)
         if self._lock_fd is not None:
             os.close(self._lock_fd)
@@ -361,6 +362,16 @@ def _kill_group(pgid: int) -> None:
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _kill_uid(uid: int) -> None:
+    """As root: kill every process of `uid`, from a short-lived process running as that uid."""
+    kill = shutil.which("kill") or "/bin/kill"
+    try:
+        subprocess.run([kill, "-KILL", "-1"], user=uid, group=uid, extra_groups=[], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
         pass
 
 
