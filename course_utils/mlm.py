@@ -230,6 +230,15 @@ def unigram_masked_loss(log_q: torch.Tensor, targets: torch.Tensor, ignore_index
 
 # ---------------------------------------------------------------- pseudo-log-likelihood
 
+def device_of(logits_fn: LogitsFn) -> torch.device:
+    """Where a model's parameters live (its inputs must go there); the CPU for a plain function."""
+    if isinstance(logits_fn, torch.nn.Module):
+        first = next(logits_fn.parameters(), None)
+        if first is not None:
+            return first.device
+    return torch.device("cpu")
+
+
 def pll_from_masked_logits(logits: torch.Tensor, tokens: torch.Tensor) -> float:
     """Σ_i log Pr(x_i | x with position i masked), from logits of shape (n, n, V).
 
@@ -267,12 +276,13 @@ def pseudo_log_likelihood(
         raise ValueError(f"positions must be a non-empty list of indices in 0..{len(x) - 1}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
+    dev = device_of(logits_fn)
     out = []
     for start in range(0, len(where), batch_size):
         chunk = torch.tensor(where[start:start + batch_size])
         copies = x.repeat(len(chunk), 1)
         copies[torch.arange(len(chunk)), chunk] = mask_id
-        logits = logits_fn(copies)
+        logits = logits_fn(copies.to(dev)).cpu()
         if logits.ndim != 3 or logits.shape[:2] != copies.shape:
             raise ValueError(f"logits_fn must return shape (batch, n, V), got {tuple(logits.shape)}")
         log_probs = torch.log_softmax(logits[torch.arange(len(chunk)), chunk].double(), dim=-1)
@@ -289,7 +299,7 @@ def causal_log_probs(logits_fn: LogitsFn, tokens: torch.Tensor) -> torch.Tensor:
     if not isinstance(tokens, torch.Tensor) or tokens.ndim != 1 or len(tokens) < 2:
         raise ValueError("tokens must be a 1-D tensor of at least two token ids")
     x = tokens.long()
-    logits = logits_fn(x[None, :-1])
+    logits = logits_fn(x[None, :-1].to(device_of(logits_fn))).cpu()
     if logits.ndim != 3 or logits.shape[:2] != (1, len(x) - 1):
         raise ValueError(f"logits_fn must return shape (1, n, V), got {tuple(logits.shape)}")
     log_probs = torch.log_softmax(logits[0].double(), dim=-1)

@@ -114,7 +114,7 @@ class MaskingExplorer:
         if not positions:
             return self._fail("no position was selected this time", "raise the mask rate or change the seed")
         with torch.no_grad():
-            logits = self.logits_fn(inputs[None])[0].double()
+            logits = self.logits_fn(inputs[None].to(mlm.device_of(self.logits_fn)))[0].double().cpu()
         log_probs = torch.log_softmax(logits, dim=-1)
         self.positions = positions
         self.corrupted = [self.show(i) for i in inputs.tolist()]

@@ -312,3 +312,9 @@ def test_masked_lm_loss_refuses_a_causal_model_and_bad_settings():
         mlm.MaskedLMLoss(MASK, V, 0)
     with pytest.raises(ValueError, match="mask_id"):
         mlm.MaskedLMLoss(V, V, torch.Generator())
+
+
+def test_device_of_a_module_and_a_function():
+    assert mlm.device_of(_tiny()) == torch.device("cpu")
+    assert mlm.device_of(lambda ids: ids) == torch.device("cpu")
+    assert mlm.device_of(torch.nn.ReLU()) == torch.device("cpu")  # no parameters
