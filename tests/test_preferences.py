@@ -223,3 +223,32 @@ def test_references_and_a_gradient_ascent_answer_pass_every_graded_case(name):
     assert not _fails_somewhere(name, ASSIGNMENT.item(name).reference)
     if name == "fit_rewards":  # the approach the item asks for is accurate enough
         assert not _fails_somewhere(name, lambda n, w, lo: _adam_fit(n, w, lo, 2000))
+
+
+# ---------------------------------------------------------------- the policy-gradient explorer
+
+def test_explorer_state_follows_the_sliders():
+    from course_utils.policy_explorer import PolicyGradientExplorer
+
+    e = PolicyGradientExplorer(start_logit=-3.0, lr=1.0, draw=False)
+    assert e.start_prob == pytest.approx(math.exp(-3) / (5 + math.exp(-3)))
+    mle, exact = e.first_above["MLE on the demonstrated answer"], e.first_above["policy gradient (exact)"]
+    assert mle is not None and (exact is None or exact > mle)
+    assert "π(y*) at the start = 0.0099" in e.summary.value
+    e.start_logit.value = 2.0  # the best answer is already likely: both methods finish quickly
+    assert e.start_prob > 0.5
+    quick = e.first_above["policy gradient (exact)"]
+    assert quick is not None and (exact is None or quick < exact)
+    slow_start = e.first_above["MLE on the demonstrated answer"]
+    e.lr.value = 0.1  # smaller steps: MLE needs more of them
+    assert e.first_above["MLE on the demonstrated answer"] > slow_start
+    for h in e.histories.values():
+        assert h.shape == (151, 6) and torch.allclose(h.sum(1), torch.ones(151, dtype=torch.float64))
+
+
+def test_explorer_rejects_bad_settings():
+    from course_utils.policy_explorer import PolicyGradientExplorer
+
+    for kwargs, message in [({"k": 1}, "k must"), ({"steps": 0}, "steps"), ({"threshold": 1.0}, "threshold")]:
+        with pytest.raises(ValueError, match=message):
+            PolicyGradientExplorer(draw=False, **kwargs)
