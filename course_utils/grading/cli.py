@@ -81,10 +81,16 @@ def _main(argv: list[str] | None) -> int:
         raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     files = _submissions(args.submissions)
     out = _writable_dir(args.out)
-    assignment = _load(args.assignment)
-    timeout = args.timeout or float(assignment.notes.get("grading_timeout_s", DEFAULT_TIMEOUT_S))
     jobs = args.jobs or len(os.sched_getaffinity(0))
-    return grade(assignment, files, out, jobs=jobs, timeout=timeout)
+    from .sandbox import Pool
+
+    pool = Pool(min(jobs, len(files)), wait=False)  # its fork servers import torch while we do
+    try:
+        assignment = _load(args.assignment)
+        timeout = args.timeout or float(assignment.notes.get("grading_timeout_s", DEFAULT_TIMEOUT_S))
+        return grade(assignment, files, out, jobs=jobs, timeout=timeout, pool=pool)
+    finally:
+        pool.close()
 
 
 def _load(key: str):
@@ -199,6 +205,7 @@ def grade(assignment, files: list[Path], out: Path, jobs: int, timeout: float, p
             own_pool = False
         if pool is not None:
             try:
+                pool.wait_ready()
                 spec = pool.spec(plan.child_spec())
                 threads = [threading.Thread(target=work, args=(w, spec), daemon=True)
                            for w in pool.workers[:max(1, min(jobs, todo.qsize()))]]

@@ -193,7 +193,7 @@ class Worker:
                 run.exit = {"timed_out": True}
                 if child_pid:
                     _kill_group(child_pid)
-                self._abandon()
+                self.abandon()
                 break
             wait = min(backstop, drain_until or backstop) - now
             for key, _ in sel.select(timeout=max(0.0, min(wait, 1.0))):
@@ -210,7 +210,7 @@ class Worker:
                         if child_pid:
                             _kill_group(child_pid)
                         run.exit = run.exit or {"worker_died": True}
-                        self._abandon()
+                        self.abandon()
                         drain_until = drain_until or time.monotonic() + 2.0
                     continue
                 chunk = os.read(key.fd, 1 << 16)
@@ -253,7 +253,7 @@ class Worker:
         line, self._buffer = self._buffer.split(b"\n", 1)
         return json.loads(line)
 
-    def _abandon(self) -> None:
+    def abandon(self) -> None:
         if self._proc is not None:
             _kill_group(self._proc.pid)
             self._proc.kill()
@@ -263,21 +263,30 @@ class Worker:
 class Pool:
     """Worker slots sharing one private working directory; one pool can grade several assignments."""
 
-    def __init__(self, size: int):
+    def __init__(self, size: int, wait: bool = True):
+        """Start `size` fork servers side by side; with `wait=False`, call `wait_ready` before use
+        (the caller can do its own start-up work, such as importing torch, meanwhile)."""
         self.workdir = Path(tempfile.mkdtemp(prefix="course-grade-"))
         os.chmod(self.workdir, 0o711)  # a sandbox uid may enter its own scratch dir, not list others
         (self.workdir / "jobs").mkdir(mode=0o700)
         self.workers: list[Worker] = []
         self._specs = 0
+        self._ready = False
         try:
             self.workers = [Worker(self.workdir) for _ in range(max(1, size))]
-            for w in self.workers:  # start the fork servers side by side
-                w.launch()
             for w in self.workers:
-                w.wait_ready()
+                w.launch()
+            if wait:
+                self.wait_ready()
         except BaseException:
             self.close()
             raise
+
+    def wait_ready(self) -> None:
+        if not self._ready:
+            for w in self.workers:
+                w.wait_ready()
+            self._ready = True
 
     def spec(self, child_spec: list[dict]) -> Path:
         """Store an assignment's child spec where only root (the fork server) can read it."""
@@ -288,6 +297,8 @@ class Pool:
 
     def close(self) -> None:
         for w in self.workers:
+            if not self._ready:
+                w.abandon()  # never used: no need to wait for it to finish importing
             w.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
