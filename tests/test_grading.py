@@ -504,6 +504,31 @@ def test_solution_scores_full_marks_and_exercise_zero(tmp_path, key, pool, capsy
     assert pool.workers[0].uid is None or not _processes_of_uid(pool.workers[0].uid)
 
 
+UNSTABLE_SOFTMAX = """import torch
+def stable_cross_entropy(logits, targets):
+    e = torch.exp(logits)
+    p = e / e.sum(dim=1, keepdim=True)
+    return float(-torch.log(p[torch.arange(len(targets)), targets]).mean())"""
+STABLE_SOFTMAX = """import torch
+def stable_cross_entropy(logits, targets):
+    m = logits.max(dim=1, keepdim=True).values
+    lse = m.squeeze(1) + torch.log(torch.exp(logits - m).sum(dim=1))
+    return float((lse - logits[torch.arange(len(targets)), targets]).mean())"""
+
+
+@pytest.mark.skipif("04_cross_entropy" not in assignments.keys(), reason="chapter 04 is not defined")
+def test_unstable_softmax_loses_its_points_on_large_logits(tmp_path, pool, capsys):
+    files = []
+    for name, source in (("unstable", UNSTABLE_SOFTMAX), ("stable", STABLE_SOFTMAX)):
+        files.append(tmp_path / f"{name}.ipynb")
+        files[-1].write_text(json.dumps(notebook([source])))
+    assert grade(assignments.load("04"), files, tmp_path / "out", jobs=1, timeout=30, pool=pool) == 0
+    results = {k: json.loads((tmp_path / "out" / f"{k}.json").read_text()) for k in ("unstable", "stable")}
+    item = {k: next(t for t in r["tests"] if t["name"] == "stable_cross_entropy") for k, r in results.items()}
+    assert item["stable"]["score"] == 2 and item["unstable"]["score"] == 0
+    assert item["unstable"]["output"].startswith("❌ hidden case 1 failed")  # the public cases pass
+
+
 def _processes_of_uid(uid: int) -> list[str]:
     return [p for p in os.listdir("/proc") if p.isdigit() and _owner(p) == uid]
 
