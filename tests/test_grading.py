@@ -219,6 +219,15 @@ np.allclose = lambda *a, **k: True
 np.isclose = lambda *a, **k: True
 np.testing.assert_allclose = lambda *a, **k: None
 math.isclose = lambda *a, **k: True''', replace={8: GAUSSIAN.replace(".mean())", ".sum() / (len(xs) - 1))")})
+NETWORK = with_cells('''import socket
+try:
+    socket.create_connection(("127.0.0.1", 9), timeout=1)
+    reached = True
+except ConnectionRefusedError:
+    reached = True  # something answered: the network is there
+except OSError:
+    reached = False
+ANSWER_SPREAD_RATIO = 0.25 if reached else 0.5''')
 WRITES = '''refused = 0
 for path in [{protected}]:
     try:
@@ -302,7 +311,7 @@ def batch(tmp_path_factory) -> Graded:
         "wrong_types": WRONG_TYPES, "slow_but_correct": SLOW_BUT_CORRECT, "too_slow": TOO_SLOW,
         "known_wrong": LOG_OF_PRODUCT,
         # without root the child runs as the grader's own user and could write these (docs/grading.md)
-        **({"writes_outside": writes} if AS_ROOT else {}),
+        **({"writes_outside": writes, "network": NETWORK} if AS_ROOT else {}),
     }, ["--jobs", "2", "--timeout", str(TIMEOUT)])
     run.sentinel, run.escape = sentinel, escape
     return run
@@ -428,6 +437,11 @@ def test_files_outside_the_scratch_directory_are_protected(batch):
     assert json.loads((batch.out / "good.json").read_text())["score"] == FULL
     assert (batch.out / "grades.csv").read_text().startswith("submission,")
     assert not Path(batch.escape).exists()
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="the network is cut off only when running as root")
+def test_no_network_in_the_sandbox(batch):
+    assert_handled(batch, "network", FULL)  # ANSWER_SPREAD_RATIO says no connection could be made
 
 
 def test_reference_and_expected_values_are_out_of_reach(batch):

@@ -33,6 +33,7 @@ _BLOCKED = ("course_utils.assignments", "course_utils.grading", "course_utils.ch
             "course_utils.authoring")
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
+_CLONE_NEWNET = 0x40000000
 _MISSING = object()
 _dumps = json.dumps
 _write = os.write
@@ -54,6 +55,13 @@ def _prctl(option: int, value: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
     except (OSError, AttributeError):
         pass
+
+
+def _unshare(flags: int) -> bool:
+    try:
+        return ctypes.CDLL(None, use_errno=True).unshare(flags) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 # ---------------------------------------------------------------- the fork server
@@ -383,6 +391,7 @@ def _isolate(job: dict, fds: list[int]) -> None:
                        "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"})
     uid = job.get("uid")
     if uid is not None:
+        _unshare(_CLONE_NEWNET)  # an empty network namespace: no network at all
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
