@@ -83,8 +83,13 @@ def logsumexp(logits: torch.Tensor) -> torch.Tensor:
 
 def log_softmax(logits: torch.Tensor) -> torch.Tensor:
     """log softmax(z)_j = z_j - logsumexp(z), over the last axis."""
-    z = _as_logits(logits)
-    return z - logsumexp(z).unsqueeze(-1)
+    return _log_softmax(_as_logits(logits))
+
+
+def _log_softmax(z: torch.Tensor) -> torch.Tensor:
+    """`log_softmax` for logits already validated (the same two lines as `logsumexp`)."""
+    m = z.amax(dim=-1, keepdim=True)
+    return z - (m + torch.log(torch.exp(z - m).sum(dim=-1, keepdim=True)))
 
 
 def naive_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -107,7 +112,7 @@ def smoothed_targets(targets: torch.Tensor, vocab_size: int, label_smoothing: fl
     if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size < 1:
         raise ValueError(f"vocab_size must be a positive integer, got {vocab_size!r}")
     eps = _check_smoothing(label_smoothing)
-    y = _as_targets(targets, torch.empty(tuple(targets.shape) + (vocab_size,)), IGNORE_INDEX)
+    y = _as_targets(targets, torch.empty(tuple(targets.shape) + (vocab_size,), device="meta"), IGNORE_INDEX)
     if (y == IGNORE_INDEX).any():
         raise ValueError("targets contain ignore_index: a padded position has no target distribution")
     onehot = torch.nn.functional.one_hot(y, vocab_size).double()
@@ -121,10 +126,12 @@ def token_losses(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: f
     `IGNORE_INDEX` get loss 0.
     """
     z = _as_logits(logits)
-    y = _as_targets(targets, z, IGNORE_INDEX)
-    eps = _check_smoothing(label_smoothing)
+    return _token_losses(z, _as_targets(targets, z, IGNORE_INDEX), _check_smoothing(label_smoothing))
+
+
+def _token_losses(z: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
     keep = y != IGNORE_INDEX
-    logp = log_softmax(z)
+    logp = _log_softmax(z)
     nll = -logp.gather(-1, torch.where(keep, y, 0).unsqueeze(-1)).squeeze(-1)
     loss = nll if eps == 0.0 else (1.0 - eps) * nll + eps * (-logp.mean(dim=-1))
     return torch.where(keep, loss, torch.zeros((), dtype=loss.dtype, device=loss.device))
@@ -144,8 +151,9 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *, label_smoothin
         raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
     z = _as_logits(logits)
     y = _as_targets(targets, z, ignore_index)
+    eps = _check_smoothing(label_smoothing)
     keep = _as_mask(mask, y) & (y != ignore_index)
-    loss = token_losses(z, torch.where(keep, y, IGNORE_INDEX), label_smoothing)
+    loss = _token_losses(z, torch.where(keep, y, IGNORE_INDEX), eps)
     if reduction == "none":
         return loss
     if reduction == "sum":
@@ -169,7 +177,7 @@ def cross_entropy_grad(logits: torch.Tensor, targets: torch.Tensor, label_smooth
     """∂(per-token loss)/∂z = softmax(z) - q, with q the (smoothed) one-hot target; shape of logits."""
     z = _as_logits(logits)
     q = smoothed_targets(targets, z.shape[-1], label_smoothing).to(z.dtype)
-    return torch.exp(log_softmax(z)) - q
+    return torch.exp(_log_softmax(z)) - q
 
 
 # ---------------------------------------------------------------- entropy, cross-entropy, KL
@@ -181,7 +189,7 @@ def _xlogy_logp(p: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:
     """H(softmax(z)) = -Σ_j p_j log p_j in nats, per row."""
-    logp = log_softmax(logits)
+    logp = _log_softmax(_as_logits(logits))
     return -_xlogy_logp(torch.exp(logp), logp).sum(dim=-1)
 
 
@@ -197,7 +205,7 @@ def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torc
         raise ValueError("target_probs must be finite and non-negative")
     if not torch.allclose(q.double().sum(dim=-1), torch.ones((), dtype=torch.float64), atol=1e-3):
         raise ValueError("each row of target_probs must sum to 1")
-    logp = log_softmax(z)
+    logp = _log_softmax(z)
     return -_xlogy_logp(q.to(logp.dtype), logp).sum(dim=-1)
 
 
@@ -206,6 +214,6 @@ def kl_divergence(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tenso
     zp, zq = _as_logits(p_logits, "p_logits"), _as_logits(q_logits, "q_logits")
     if zp.shape != zq.shape:
         raise ValueError(f"p_logits and q_logits must have the same shape, got {tuple(zp.shape)} and {tuple(zq.shape)}")
-    logp, logq = log_softmax(zp), log_softmax(zq)
+    logp, logq = _log_softmax(zp), _log_softmax(zq)
     p = torch.exp(logp)
     return (_xlogy_logp(p, logp) - _xlogy_logp(p, logq)).sum(dim=-1)
