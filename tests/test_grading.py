@@ -657,3 +657,25 @@ def test_hidden_case_feedback_never_shows_the_expected_value():
     assert f"{expected:.4g}" not in item.output and "expected" not in item.output.split("Hint")[0]
     msg["outcomes"][3] = {"value": expected, "error": None}
     assert plan.score({"log_likelihood": msg})[0].score == 2
+
+
+def test_world_readable_checks_every_parent(tmp_path):
+    import tempfile
+
+    from course_utils.grading.sandbox import _world_readable
+
+    base = Path(tempfile.mkdtemp())
+    try:
+        inner = base / "pkg"
+        inner.mkdir()
+        inner.chmod(0o755)
+        base.chmod(0o700)
+        assert not _world_readable(inner)
+        base.chmod(0o711)
+        assert _world_readable(inner)
+        inner.chmod(0o700)
+        assert not _world_readable(inner)
+    finally:
+        base.chmod(0o700)
+        inner.rmdir()
+        base.rmdir()

@@ -272,6 +272,10 @@ class Pool:
         self.workers: list[Worker] = []
         self._specs = 0
         self._ready = False
+        if is_root():
+            for path in unreadable_by_others():
+                print(f"course-grade: warning: the sandbox user cannot read {path}; notebooks that import "
+                      "from it may fail (make it readable by all users)", file=sys.stderr)
         try:
             self.workers = [Worker(self.workdir) for _ in range(max(1, size))]
             for w in self.workers:
@@ -307,6 +311,30 @@ class Pool:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def unreadable_by_others() -> list[str]:
+    """Installed-package directories that a user other than the owner cannot read.
+
+    The standard library is exempt: the fork server imports all of it when it is hidden.
+    """
+    import sysconfig
+
+    import course_utils
+
+    paths = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
+             str(Path(course_utils.__file__).resolve().parent)}
+    return sorted(p for p in paths if Path(p).is_dir() and not _world_readable(Path(p)))
+
+
+def _world_readable(path: Path) -> bool:
+    path = path.resolve()
+    try:
+        if not path.stat().st_mode & 0o005 == 0o005:
+            return False
+        return all(parent.stat().st_mode & 0o001 for parent in path.parents)
+    except OSError:
+        return False
 
 
 def _readable(sock: socket.socket, timeout: float) -> bool:
