@@ -66,7 +66,7 @@ class SelfAttention(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """Position-wise two-layer network with a GELU (tanh form, several times faster on CPU)."""
+    """Position-wise two-layer network with a GELU between the layers."""
 
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
@@ -74,7 +74,7 @@ class FeedForward(nn.Module):
         self.proj = nn.Linear(config.ff_width, config.d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(F.gelu(self.fc(x), approximate="tanh"))
+        return self.proj(F.gelu(self.fc(x)))
 
 
 class Block(nn.Module):

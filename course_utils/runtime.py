@@ -63,3 +63,43 @@ def describe(dev: torch.device | None = None) -> str:
     if dev.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(dev)})"
     return dev.type
+
+
+# ---------------------------------------------------------------- size presets for chapter 05
+# Each preset holds a Transformer shape ("model", keyword arguments of `TransformerConfig`
+# without the vocabulary) and a training recipe ("train", keyword arguments of `TrainConfig`).
+_PRESETS: dict[str, dict[str, dict]] = {
+    # The course's default CPU recipe: the reference shape, trained with a higher peak learning
+    # rate on a short schedule (benchmarks/train_lm.py compares it with the reference recipe).
+    "cpu": {
+        "model": {"n_layers": 4, "n_heads": 4, "d_model": 128, "context": 64},
+        "train": {"iterations": 600, "batch_size": 16, "lr": 3e-3, "min_lr": 3e-4, "warmup": 50,
+                  "betas": (0.9, 0.99), "weight_decay": 0.1, "grad_clip": 1.0, "eval_every": 50},
+    },
+    # The reference recipe the issue fixes: AdamW 1e-3 → 1e-4 by cosine over 2000 steps.
+    "cpu-reference": {
+        "model": {"n_layers": 4, "n_heads": 4, "d_model": 128, "context": 64},
+        "train": {"iterations": 2000, "batch_size": 12, "lr": 1e-3, "min_lr": 1e-4, "warmup": 100,
+                  "betas": (0.9, 0.99), "weight_decay": 0.1, "grad_clip": 1.0, "eval_every": 100},
+    },
+    # A GPU-sized model: bf16 autocast and fused AdamW come with the device, compilation is asked for.
+    "gpu": {
+        "model": {"n_layers": 6, "n_heads": 6, "d_model": 384, "context": 256},
+        "train": {"iterations": 2000, "batch_size": 64, "lr": 1e-3, "min_lr": 1e-4, "warmup": 100,
+                  "betas": (0.9, 0.99), "weight_decay": 0.1, "grad_clip": 1.0, "eval_every": 250,
+                  "compile": True},
+    },
+}
+
+
+def preset(name: str | None = None) -> dict[str, dict]:
+    """A model shape and training recipe by name ('cpu', 'cpu-reference', 'gpu'); None picks by device.
+
+    Returns a fresh dict {"model": {...}, "train": {...}} to pass as `TransformerConfig(vocab_size=V,
+    **p["model"])` and `TrainConfig(**p["train"])`.
+    """
+    if name is None:
+        name = "gpu" if device().type == "cuda" else "cpu"
+    if name not in _PRESETS:
+        raise ValueError(f"unknown preset {name!r}; use one of {', '.join(_PRESETS)}")
+    return {part: dict(values) for part, values in _PRESETS[name].items()}

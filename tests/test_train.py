@@ -34,7 +34,7 @@ TRAIN, VAL = _tokens(3000, 0), _tokens(600, 1)
 
 def _quick(**kwargs) -> TrainConfig:
     settings = dict(iterations=24, batch_size=4, lr=3e-3, min_lr=3e-4, warmup=4, eval_every=8,
-                    eval_batches=2, device="cpu", progress=False)
+                    eval_windows=8, device="cpu", progress=False)
     return TrainConfig(**{**settings, **kwargs})
 
 
@@ -112,7 +112,7 @@ def test_resume_refuses_a_checkpoint_written_with_other_settings_or_damaged(tmp_
 
 def test_evaluate_scores_fixed_consecutive_windows():
     model = Transformer(CONFIG)
-    got = evaluate(model, VAL, context=16, batch_size=4, max_batches=2)
+    got = evaluate(model, VAL, context=16, max_windows=8, batch_size=3)
     windows = VAL[: 8 * 16 + 1]
     x = torch.stack([windows[i * 16: i * 16 + 16] for i in range(8)])
     y = torch.stack([windows[i * 16 + 1: i * 16 + 17] for i in range(8)])
@@ -120,6 +120,16 @@ def test_evaluate_scores_fixed_consecutive_windows():
         expected = model.loss(x, y).item()
     assert got == pytest.approx(expected, rel=1e-6)
     assert model.training  # evaluation puts the model back in training mode
+
+
+def test_training_stops_once_the_target_validation_loss_is_reached():
+    full = train(Transformer(CONFIG), TRAIN, VAL, _quick(iterations=60, eval_every=5))
+    target = full.val_loss[3]  # reached at step 20 (or earlier)
+    first = next(s for s, v in zip(full.val_steps, full.val_loss, strict=True) if v <= target)
+    stopped = train(Transformer(CONFIG), TRAIN, VAL, _quick(iterations=60, eval_every=5, target_loss=target))
+    assert stopped.reached_target and stopped.val_steps[-1] == first
+    assert stopped.train_loss == full.train_loss[:first]
+    assert not full.reached_target
 
 
 def test_progress_bar_shows_the_loss(capsys):
@@ -136,7 +146,7 @@ def test_a_custom_loss_function_is_used_for_training_and_validation():
         return model.loss(x, y)
 
     train(Transformer(CONFIG), TRAIN, VAL, _quick(iterations=8, eval_every=8), loss_fn=loss_fn)
-    assert len(calls) == 8 + 2  # 8 steps and two validation batches
+    assert len(calls) == 8 + 1  # 8 steps and one validation batch
 
 
 @pytest.mark.parametrize(
@@ -199,3 +209,49 @@ def test_tokens_outside_the_vocabulary_or_not_integers_are_refused():
 def test_bad_training_settings_are_named(kwargs):
     with pytest.raises(ValueError):
         TrainConfig(**kwargs)
+
+
+def test_packed_parameters_give_the_same_updates_as_plain_per_tensor_adamw():
+    """The loop packs parameters into flat tensors; the result must equal textbook AdamW + clipping."""
+    from course_utils.data import random_batch
+
+    config = _quick(iterations=6, warmup=2, grad_clip=0.5)
+    trained = Transformer(CONFIG)
+    train(trained, TRAIN, VAL, config)
+
+    model = Transformer(CONFIG)
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    rest = [p for p in model.parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                             {"params": rest, "weight_decay": 0.0}], lr=config.lr, betas=config.betas)
+    g = torch.Generator().manual_seed(config.seed)
+    for step in range(config.iterations):
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(step, config)
+        x, y = random_batch(TRAIN, 16, config.batch_size, g)
+        loss = model.loss(x, y)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        opt.step()
+    for (name, a), b in zip(model.state_dict().items(), trained.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_presets_build_valid_configurations():
+    from course_utils.runtime import preset
+
+    for name in ("cpu", "cpu-reference", "gpu"):
+        p = preset(name)
+        TransformerConfig(vocab_size=100, **p["model"])
+        TrainConfig(**p["train"])
+    ref = preset("cpu-reference")
+    assert ref["model"] == {"n_layers": 4, "n_heads": 4, "d_model": 128, "context": 64}
+    assert (ref["train"]["iterations"], ref["train"]["batch_size"], ref["train"]["lr"], ref["train"]["min_lr"],
+            ref["train"]["warmup"], ref["train"]["betas"]) == (2000, 12, 1e-3, 1e-4, 100, (0.9, 0.99))
+    assert preset("gpu")["model"] == {"n_layers": 6, "n_heads": 6, "d_model": 384, "context": 256}
+    preset("cpu")["train"]["lr"] = 1.0  # a fresh copy each time
+    assert preset("cpu")["train"]["lr"] != 1.0
+    assert preset(None) == preset("gpu" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="unknown preset 'tiny'"):
+        preset("tiny")

@@ -1,0 +1,129 @@
+"""Chapter 05 assignment: training a Transformer language model (causal mask, next-token loss, one step)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..items import AnswerItem, Assignment, Case, FunctionItem
+from ..models import Transformer, TransformerConfig
+
+
+def causal_mask(t: int) -> torch.Tensor:
+    """Boolean (t, t): entry [i, j] is True when position i may attend to position j, i.e. j ≤ i."""
+    if not isinstance(t, int) or t < 1:
+        raise ValueError(f"t must be a positive integer, got {t!r}")
+    return torch.ones(t, t, dtype=torch.bool).tril()
+
+
+def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """softmax(q kᵀ / √d with the future masked out) v, for tensors of shape (..., T, d)."""
+    return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+
+def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> float:
+    """Mean NLL of tokens[:, 1:] under the predictions logits[:, :-1] made at the positions before them."""
+    v = logits.shape[-1]
+    return float(F.cross_entropy(logits[:, :-1].reshape(-1, v), tokens[:, 1:].reshape(-1)))
+
+
+def training_steps(model: torch.nn.Module, batches: list, lr: float) -> list[float]:
+    """One SGD step per (x, y) batch in the order forward → loss → backward → step → zero; the losses."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    losses = []
+    for x, y in batches:
+        loss = model.loss(x, y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    return losses
+
+
+# ---------------------------------------------------------------- fixed cases
+
+def _qkv(shape: tuple[int, ...], seed: int, scale: float = 1.0) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(seed)
+    return tuple(scale * torch.randn(shape, generator=g, dtype=torch.float64) for _ in range(3))
+
+
+def _logits_tokens(b: int, t: int, v: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return 2.0 * torch.randn(b, t, v, generator=g, dtype=torch.float64), torch.randint(v, (b, t), generator=g)
+
+
+def _model_and_batches(seed: int, n_batches: int, lr: float, layers: int = 1) -> tuple:
+    """A tiny Transformer with fixed weights, a few fixed batches, and a learning rate."""
+    config = TransformerConfig(vocab_size=7, context=8, n_layers=layers, n_heads=2, d_model=8)
+    model = Transformer(config, seed=seed)
+    g = torch.Generator().manual_seed(seed + 1000)
+    batches = []
+    for _ in range(n_batches):
+        w = torch.randint(7, (3, 9), generator=g)
+        batches.append((w[:, :-1], w[:, 1:]))
+    return model, batches, lr
+
+
+ASSIGNMENT = Assignment(
+    key="05_transformer_training",
+    title="Training a Transformer language model",
+    items=(
+        AnswerItem(
+            name="ANSWER_STEP_ORDER", points=1, expected="CADBE",
+            hint="what must exist before a gradient can be computed, and what must exist before the "
+                 "optimizer can use it? Gradients are cleared once the update has used them.",
+        ),
+        FunctionItem(
+            name="causal_mask", points=1, reference=causal_mask,
+            public=(Case((4,)),),
+            hidden=(Case((1,)), Case((7,)), Case((16,))),
+            hint="row i is the query position, column j the key position: True on and below the "
+                 "diagonal (torch.tril of a matrix of ones, as booleans).",
+        ),
+        FunctionItem(
+            name="causal_attention", points=2, reference=causal_attention,
+            public=(Case(lambda: _qkv((4, 3), 51)), Case(lambda: _qkv((2, 2, 5, 4), 52))),
+            hidden=(Case(lambda: _qkv((1, 6), 53)),  # one position: it attends to itself only
+                    Case(lambda: _qkv((3, 2, 9, 8), 54, scale=3.0)),  # large scores: stable softmax
+                    Case(lambda: _qkv((2, 12, 16), 55))),
+            rtol=1e-6, atol=1e-9,
+            hint="scores = q @ kᵀ / √d (d = q.shape[-1]); set the scores above the diagonal to -inf "
+                 "before the softmax over the last dimension; then multiply by v.",
+        ),
+        FunctionItem(
+            name="next_token_loss", points=2, reference=next_token_loss,
+            public=(Case(lambda: _logits_tokens(1, 4, 3, 56)), Case(lambda: _logits_tokens(2, 6, 5, 57))),
+            hidden=(Case(lambda: _logits_tokens(4, 2, 7, 58)),  # one prediction per sequence
+                    Case(lambda: _logits_tokens(3, 10, 4, 59)),
+                    Case(lambda: _logits_tokens(5, 7, 11, 60))),
+            rtol=1e-6, atol=1e-9,
+            hint="the logits at position t predict token t + 1: pair logits[:, :-1] with tokens[:, 1:], "
+                 "flatten both, and average the cross-entropy over all B·(T-1) predictions.",
+        ),
+        AnswerItem(
+            name="ANSWER_PARALLEL_TRAINING", points=1, expected="B", choices=("A", "B", "C", "D"),
+            hint="during training the true previous tokens are known; what stops position t from "
+                 "seeing token t + 1 when all positions are processed at once?",
+        ),
+        FunctionItem(
+            name="training_steps", points=2, reference=training_steps,
+            public=(Case(lambda: _model_and_batches(61, 3, 0.5)),),  # 3 steps: stale gradients show at the 3rd
+            hidden=(Case(lambda: _model_and_batches(62, 4, 0.3)),  # stale gradients would pile up here
+                    Case(lambda: _model_and_batches(63, 1, 1.0)),
+                    Case(lambda: _model_and_batches(64, 3, 0.1, layers=2))),
+            rtol=1e-5, atol=1e-7,
+            hint="for each batch: loss = model.loss(x, y); loss.backward(); optimizer.step(); "
+                 "optimizer.zero_grad(); record loss.item() — with one torch.optim.SGD made before the loop.",
+        ),
+        AnswerItem(
+            name="ANSWER_FALLING_LOSS", points=1, expected="D", choices=("A", "B", "C", "D"),
+            hint="the training loss is measured on the data the parameters were fitted to.",
+        ),
+        AnswerItem(
+            name="ANSWER_LONG_INPUTS", points=1, expected="A", choices=("A", "B", "C", "D"),
+            hint="count the pairs of tokens self-attention compares, and the steps a recurrent model "
+                 "needs to carry information from the first token to the last.",
+        ),
+    ),
+    notes={"lesson": "notebooks/05_transformer_training.ipynb"},
+)
