@@ -157,6 +157,7 @@ def assert_handled(run: Graded, name: str, score: float, status: str = "ok") -> 
     assert set(result) >= {"score", "max_score", "execution_time", "output", "tests"}
     assert [t["name"] for t in result["tests"]] == list(POINTS)
     assert all(set(t) >= {"name", "score", "max_score", "output"} for t in result["tests"])
+    assert all(t["status"] == ("passed" if t["score"] == t["max_score"] else "failed") for t in result["tests"])
     assert result["max_score"] == FULL
     assert sum(t["score"] for t in result["tests"]) == result["score"]
     assert result["score"] == score, json.dumps(result, indent=1, ensure_ascii=False)
@@ -659,7 +660,7 @@ def test_hidden_case_feedback_never_shows_the_expected_value():
     assert plan.score({"log_likelihood": msg})[0].score == 2
 
 
-def test_world_readable_checks_every_parent(tmp_path):
+def test_world_readable_checks_every_parent():
     import tempfile
 
     from course_utils.grading.sandbox import _world_readable
