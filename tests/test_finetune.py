@@ -346,3 +346,58 @@ def test_chapter_06_concept_answers_accept_only_the_expected_choice():
         assert evaluate(item.name, item.expected).passed
         for wrong in (c for c in item.choices if c != item.expected):
             assert not evaluate(item.name, wrong).passed
+
+
+def _notebook_points(folder: str) -> dict[str, float]:
+    """Run a chapter 06 notebook's graded cells in one namespace and score every item on all its cases."""
+    import contextlib
+    import io
+    from pathlib import Path
+
+    import matplotlib
+    import nbformat
+
+    from course_utils.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
+    from course_utils.items import (
+        AnswerItem,
+        call_case,
+        expected_outcome,
+        judge,
+        plain_outcome,
+        score_answer,
+    )
+
+    matplotlib.use("Agg")
+    path = Path(__file__).resolve().parent.parent / folder / "06_fine_tuning_as_mle.ipynb"
+    namespace: dict = {"__name__": "__main__"}
+    names = [item.name for item in ASSIGNMENT.items]
+    with contextlib.redirect_stdout(io.StringIO()):
+        for index, cell in enumerate(c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"):
+            # the set-up cell and the cells that define items (graded definitions are self-contained)
+            if index == 0 or any(cell.source.lstrip().startswith((f"def {n}(", f"{n} =")) or
+                                 f"\ndef {n}(" in cell.source or f"\n{n} =" in cell.source for n in names):
+                try:
+                    exec(compile(cell.source, str(path), "exec"), namespace)
+                except NotImplementedError:
+                    assert "raises-exception" in cell.metadata.get("tags", []), cell.source[:200]
+    points = {}
+    for item in ASSIGNMENT.items:
+        value = namespace.get(item.name)
+        if isinstance(item, AnswerItem):
+            out = plain_outcome(value) if item.name in namespace else None
+            ok = out is not None and not out.error and score_answer(item, out.value) is None
+        else:
+            ok = callable(value) and all(
+                not (got := call_case(value, args := case.build())).error
+                and judge(expected_outcome(item, args), got.value, item.rtol, item.atol) is None
+                for case in item.cases(hidden=True))
+        points[item.name] = item.points if ok else 0.0
+    return points
+
+
+def test_chapter_06_solution_earns_every_point_and_the_exercise_none():
+    from course_utils.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
+
+    solution = _notebook_points("solutions")
+    assert sum(solution.values()) == ASSIGNMENT.max_score == 18, solution
+    assert sum(_notebook_points("exercises").values()) == 0
