@@ -110,7 +110,12 @@ def _send_msg(sock: socket.socket, obj: dict) -> None:
 
 
 def _preimport() -> None:
-    """Import what notebooks use, once, so each forked child starts warm."""
+    """Import what notebooks use, once, so each forked child starts warm.
+
+    The assignment definitions (with their references) must never be in this process's memory,
+    which every child inherits: a course module that would import them is not preloaded.
+    """
+    sys.meta_path.insert(0, _Refuse())
     import matplotlib
 
     matplotlib.use("Agg")
