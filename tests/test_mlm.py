@@ -318,3 +318,24 @@ def test_device_of_a_module_and_a_function():
     assert mlm.device_of(_tiny()) == torch.device("cpu")
     assert mlm.device_of(lambda ids: ids) == torch.device("cpu")
     assert mlm.device_of(torch.nn.ReLU()) == torch.device("cpu")  # no parameters
+
+
+def test_plan_and_corruption_reject_mismatched_shapes():
+    g = torch.Generator()
+    with pytest.raises(ValueError, match="eligible"):
+        mlm.masking_plan((2, 3), g, eligible=torch.ones(3, 2, dtype=torch.bool))
+    with pytest.raises(ValueError, match="eligible"):
+        mlm.masking_plan((2, 3), g, eligible=torch.ones(2, 3))
+    with pytest.raises(ValueError, match="one shape"):
+        mlm.apply_plan(torch.zeros(3, dtype=torch.long), torch.zeros(2, dtype=torch.long), 0,
+                       torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="one shape"):
+        mlm.decisions_from_uniforms(torch.zeros(3), torch.zeros(2), 0.5, torch.ones(3, dtype=torch.bool))
+
+
+def test_apply_plan_leaves_its_input_untouched():
+    x = torch.tensor([5, 6, 7, 8])
+    plan = torch.tensor([mlm.MASKED, mlm.RANDOM, mlm.KEPT, mlm.UNTOUCHED])
+    inputs, targets = mlm.apply_plan(x, plan, 0, torch.tensor([9, 9, 9, 9]))
+    assert x.tolist() == [5, 6, 7, 8]
+    assert inputs.tolist() == [0, 9, 7, 8] and targets.tolist() == [5, 6, 7, -100]
