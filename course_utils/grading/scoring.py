@@ -87,7 +87,7 @@ class Plan:
 
     def _failure(self, item, msg: dict | None) -> str | None:
         if msg is None:
-            return "no result: the notebook stopped before this item was defined."
+            return "no result: the notebook's process ended or ran out of time before this item was evaluated."
         state = msg.get("state")
         if state == "missing":
             return "not defined."
