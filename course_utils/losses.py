@@ -146,6 +146,7 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *, label_smoothin
     `ignore_index` and `mask` (same shape as targets; True or 1 = a real token) allows it.
     reduction: "none" (per token, 0 where not counted), "sum" (over counted tokens) or "mean"
     (the sum divided by the number of counted tokens: the mean negative log-likelihood).
+    A mean over no counted token raises ValueError (PyTorch returns NaN there).
     """
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
