@@ -194,6 +194,10 @@ OS_EXIT = with_cells("os._exit(0)", at=4)
 SEGFAULT = with_cells("import ctypes\nctypes.string_at(0)", at=4)
 MEMORY_BOMB = with_cells("x = bytearray(2**40)", "def bomb():\n    keep = []\n    while True:\n"
                          "        keep.append(np.empty(2**25))\n\nbomb()", at=3)
+MUTATED_GLOBAL = with_cells("CONFIG = {'steps': 0}", at=4,
+                            replace={4: FIT.replace("steps=200", "steps=None").replace(
+                                "range(steps)", "range(steps or CONFIG['steps'])")}).copy()
+MUTATED_GLOBAL["cells"].append(notebook(["CONFIG['steps'] = 200"])["cells"][0])
 FORK_BOMB = with_cells("while True:\n    os.fork()")
 BACKGROUND = with_cells('''import subprocess
 subprocess.Popen(["sleep", "1234.5"], start_new_session=True)
@@ -310,7 +314,7 @@ def batch(tmp_path_factory) -> Graded:
         "shadow_builtins": SHADOW_BUILTINS, "monkeypatch": MONKEYPATCH,
         "reads_reference": READS_REFERENCE, "equals_anything": EQUALS_ANYTHING, "nan_inf": NAN_INF,
         "wrong_types": WRONG_TYPES, "slow_but_correct": SLOW_BUT_CORRECT, "too_slow": TOO_SLOW,
-        "known_wrong": LOG_OF_PRODUCT,
+        "known_wrong": LOG_OF_PRODUCT, "mutated_global": MUTATED_GLOBAL,
         # without root the child runs as the grader's own user and could write these (docs/grading.md)
         **({"writes_outside": writes, "network": NETWORK} if AS_ROOT else {}),
     }, ["--jobs", "2", "--timeout", str(TIMEOUT)])
@@ -353,6 +357,12 @@ def test_reordered_cells_are_graded_on_the_final_state(batch):
 def test_duplicated_cells_the_last_definition_counts(batch):
     assert_handled(batch, "duplicated", FULL - 2)
     assert lost(batch, "duplicated") == {"bernoulli_mle"}
+
+
+def test_items_are_evaluated_again_on_the_final_state(batch):
+    # fit_by_gradient_ascent first runs with 0 steps (wrong); a later cell changes the global
+    # it reads in place, and the final evaluation sees that
+    assert_handled(batch, "mutated_global", FULL)
 
 
 def test_infinite_loop_costs_only_its_cell(batch):

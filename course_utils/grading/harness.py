@@ -616,11 +616,44 @@ def _dependencies(fn: Any, ns: dict) -> tuple | None:
                 stack.append(v)
         if len(names) > 2000:
             return None
-    return tuple((name, ns.get(name, _MISSING)) for name in sorted(names))
+    return tuple((name, obj, _contents(obj)) for name in sorted(names) for obj in [ns.get(name, _MISSING)])
+
+
+def _contents(obj: Any) -> Any:
+    """What an in-place change would alter: a container's items, a tensor's version counter."""
+    kind = type(obj)
+    if kind in (dict, list, set, bytearray) and len(obj) > 10_000:
+        return object()  # too large to compare: never considered unchanged
+    if kind is dict:
+        return tuple(x for pair in obj.items() for x in pair)
+    if kind in (list, set):
+        return tuple(obj)
+    if kind is bytearray:
+        return bytes(obj)
+    version = getattr(obj, "_version", None) if kind.__module__.startswith("torch") else None
+    return version if type(version) is int else None
 
 
 def _unchanged(deps: tuple | None, ns: dict) -> bool:
-    return deps is not None and all(ns.get(name, _MISSING) is obj for name, obj in deps)
+    """Whether every global a function used is still bound to the same, unmodified object."""
+    if deps is None:
+        return False
+    for name, obj, contents in deps:
+        now = ns.get(name, _MISSING)
+        if now is not obj:
+            return False
+        if not _same_contents(contents, _contents(now)):
+            return False
+    return True
+
+
+def _same_contents(before: Any, after: Any) -> bool:
+    if type(before) is tuple:
+        return type(after) is tuple and len(after) == len(before) and \
+            all(a is b for a, b in zip(after, before, strict=True))
+    if before is None or type(before) in (int, bytes):
+        return type(after) is type(before) and after == before
+    return False  # a container too large to compare
 
 
 def _brief(exc: BaseException) -> str:
