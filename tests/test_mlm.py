@@ -339,3 +339,15 @@ def test_apply_plan_leaves_its_input_untouched():
     inputs, targets = mlm.apply_plan(x, plan, 0, torch.tensor([9, 9, 9, 9]))
     assert x.tolist() == [5, 6, 7, 8]
     assert inputs.tolist() == [0, 9, 7, 8] and targets.tolist() == [5, 6, 7, -100]
+
+
+def test_rates_hold_over_many_successive_draws_from_one_generator():
+    x = _batch((1, 64), seed=6)
+    g = torch.Generator().manual_seed(11)
+    per_draw = [int((mlm.mask_tokens(x, MASK, V, g).targets != mlm.IGNORE_INDEX).sum()) for _ in range(400)]
+    n = 400 * 64
+    assert _within_5_sigma(sum(per_draw), n, 0.15)
+    # each draw is Binomial(64, 0.15): the spread of the counts matches its variance
+    mean = sum(per_draw) / len(per_draw)
+    var = sum((c - mean) ** 2 for c in per_draw) / (len(per_draw) - 1)
+    assert abs(var / (64 * 0.15 * 0.85) - 1) < 0.35  # the sample variance of 400 draws is within ~5σ
