@@ -690,3 +690,19 @@ def test_world_readable_checks_every_parent():
         base.chmod(0o700)
         inner.rmdir()
         base.rmdir()
+
+
+def test_result_stream_from_the_child_is_parsed_defensively():
+    from course_utils.grading import sandbox
+
+    run, buffer = sandbox.RunResult(), bytearray()
+    good = json.dumps({"item": "bernoulli_mle", "final": False, "state": "ok", "outcomes": []}).encode()
+    stream = b"\n".join([b"not json", b"[" * 100_000, b"[1, 2]", b'{"cell": "x", "error": 3}', good,
+                         b'{"done": true}']) + b"\n"
+    for i in range(0, len(stream), 4096):  # arrives in pieces
+        sandbox._take_lines(run, buffer, stream[i:i + 4096])
+    assert run.items == {"bernoulli_mle": json.loads(good)} and run.done
+    assert run.protocol_errors == 4
+    for _ in range(sandbox.MAX_LINE_BYTES // 2**20 + 2):  # a line without end is dropped, bounded
+        sandbox._take_lines(run, buffer, b"x" * 2**20)
+    assert len(buffer) <= sandbox.MAX_LINE_BYTES and run.protocol_errors == 5

@@ -25,8 +25,8 @@ from pathlib import Path
 
 UID_RANGE = range(61000, 62000)
 LOCK_DIR = Path(tempfile.gettempdir()) / "course-grade-uids"
-MAX_RESULT_BYTES = 256 * 2**20
-MAX_LINE_BYTES = 32 * 2**20
+MAX_RESULT_BYTES = 128 * 2**20
+MAX_LINE_BYTES = 64 * 2**20
 KEEP_OUTPUT_HEAD = 16 * 2**10
 KEEP_OUTPUT_TAIL = 4 * 2**10
 _SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm")
@@ -181,7 +181,7 @@ class Worker:
         sel.register(self._sock, selectors.EVENT_READ, "control")
         start = time.monotonic()
         backstop = start + limits.timeout + 20.0
-        pending = b""
+        pending = bytearray()
         child_pid = None
         open_fds = 2
         drain_until = None
@@ -221,7 +221,7 @@ class Worker:
                 if key.data == "output":
                     _keep_output(run, chunk)
                 else:
-                    pending = _take_lines(run, pending + chunk)
+                    _take_lines(run, pending, chunk)
         sel.close()
         run.elapsed = time.monotonic() - start
 
@@ -346,12 +346,22 @@ def _readable(sock: socket.socket, timeout: float) -> bool:
         sel.close()
 
 
-def _take_lines(run: RunResult, data: bytes) -> bytes:
-    """Parse complete JSON lines from the child; keep the incomplete rest (bounded)."""
-    *lines, rest = data.split(b"\n")
-    for line in lines:
+def _take_lines(run: RunResult, buffer: bytearray, chunk: bytes) -> None:
+    """Add `chunk` to `buffer` and parse the complete JSON lines in it (each bounded in size)."""
+    searched = len(buffer)
+    buffer += chunk
+    end = buffer.rfind(b"\n", searched)
+    if end < 0:
+        if len(buffer) > MAX_LINE_BYTES:  # a line too long to be a result: drop it
+            run.protocol_errors += 1
+            run.result_bytes += len(buffer)
+            buffer.clear()
+        return
+    complete = bytes(buffer[:end])
+    del buffer[:end + 1]
+    for line in complete.split(b"\n"):
         run.result_bytes += len(line) + 1
-        if run.result_bytes > MAX_RESULT_BYTES or not line:
+        if run.result_bytes > MAX_RESULT_BYTES or not line or len(line) > MAX_LINE_BYTES:
             run.protocol_errors += bool(line)
             continue
         try:
@@ -360,11 +370,6 @@ def _take_lines(run: RunResult, data: bytes) -> bytes:
             run.protocol_errors += 1
             continue
         _record(run, msg)
-    if len(rest) > MAX_LINE_BYTES:
-        run.protocol_errors += 1
-        run.result_bytes += len(rest)
-        return b""
-    return rest
 
 
 def _record(run: RunResult, msg: object) -> None:
