@@ -28,7 +28,7 @@ from course_utils.grading.scoring import Plan, check_plain
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_ROOT = os.geteuid() == 0
-TIMEOUT = 5  # seconds per submission in the hostile batch; each cell or item gets half of it
+TIMEOUT = 6  # seconds per submission in the hostile batch; each cell or item gets half of it
 FULL = 13  # chapter 01's maximum score
 
 # ---------------------------------------------------------------- a correct chapter 01 submission
@@ -287,7 +287,7 @@ kl_divergence = lambda p, q: torch.zeros((), dtype=torch.complex64)
 gaussian_mle = lambda xs: (torch.zeros((), device="meta"), torch.zeros((), device="meta"))
 ANSWER_SPREAD_RATIO = np.array([0.5, 0.5])''')
 SLOW_BUT_CORRECT = with_cells(replace={5: BEST_THETA.replace("    return", "    time.sleep(0.4)\n    return")})
-TOO_SLOW = with_cells(replace={5: BEST_THETA.replace("    return", "    time.sleep(1.5)\n    return")})
+TOO_SLOW = with_cells(replace={5: BEST_THETA.replace("    return", "    time.sleep(2.0)\n    return")})
 LOG_OF_PRODUCT = with_cells(replace={1: '''def log_likelihood(theta, flips):
     x = torch.as_tensor(flips, dtype=torch.float64)
     return float(torch.log(torch.prod(torch.where(x == 1, theta, 1 - theta))))''',
