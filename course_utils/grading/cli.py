@@ -14,6 +14,11 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..items import Assignment
+    from .sandbox import Pool
 
 DEFAULT_TIMEOUT_S = 30.0
 """Wall-time limit per submission unless the assignment's notes set `grading_timeout_s`.
@@ -93,7 +98,7 @@ def _main(argv: list[str] | None) -> int:
         pool.close()
 
 
-def _load(key: str):
+def _load(key: str) -> Assignment:
     from .. import assignments
 
     try:
@@ -141,7 +146,8 @@ def _names(files: list[Path]) -> list[str]:
     return names
 
 
-def grade(assignment, files: list[Path], out: Path, jobs: int, timeout: float, pool=None) -> int:
+def grade(assignment: Assignment, files: list[Path], out: Path, jobs: int, timeout: float,
+          pool: Pool | None = None) -> int:
     """Grade `files` into `out`; returns 0 when every submission got its result file.
 
     `pool` (a `sandbox.Pool`) lets several calls share warm fork servers; by default a pool of
@@ -181,7 +187,7 @@ def grade(assignment, files: list[Path], out: Path, jobs: int, timeout: float, p
             print(f"{grade.submission}: {results.number(grade.score)}/{results.number(grade.max_score)} "
                   f"{grade.status}", flush=True)
 
-    def work(worker, spec: Path) -> None:
+    def work(worker, spec: Path) -> None:  # one thread per worker slot
         try:
             while True:
                 try:
