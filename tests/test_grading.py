@@ -40,7 +40,7 @@ LOG_LIKELIHOOD = '''def log_likelihood(theta, flips):
     return float((torch.special.xlogy(x, t) + torch.special.xlogy(1 - x, 1 - t)).sum())'''
 BERNOULLI_MLE = '''def bernoulli_mle(flips):
     return float(torch.as_tensor(flips, dtype=torch.float64).mean())'''
-FIT = '''def fit_by_gradient_ascent(flips, steps=200, lr=2.0):
+FIT = '''def fit_by_gradient_ascent(flips, steps=50, lr=2.0):
     x = torch.as_tensor(flips, dtype=torch.float64)
     w = torch.zeros((), dtype=torch.float64, requires_grad=True)
     opt = torch.optim.SGD([w], lr=lr)
@@ -195,9 +195,9 @@ SEGFAULT = with_cells("import ctypes\nctypes.string_at(0)", at=4)
 MEMORY_BOMB = with_cells("x = bytearray(2**40)", "def bomb():\n    keep = []\n    while True:\n"
                          "        keep.append(np.empty(2**25))\n\nbomb()", at=3)
 MUTATED_GLOBAL = with_cells("CONFIG = {'steps': 0}", at=4,
-                            replace={4: FIT.replace("steps=200", "steps=None").replace(
+                            replace={4: FIT.replace("steps=50", "steps=None").replace(
                                 "range(steps)", "range(steps or CONFIG['steps'])")}).copy()
-MUTATED_GLOBAL["cells"].append(notebook(["CONFIG['steps'] = 200"])["cells"][0])
+MUTATED_GLOBAL["cells"].append(notebook(["CONFIG['steps'] = 50"])["cells"][0])
 FORK_BOMB = with_cells("while True:\n    os.fork()")
 BACKGROUND = with_cells('''import subprocess
 subprocess.Popen(["sleep", "1234.5"], start_new_session=True)

@@ -89,7 +89,8 @@ def _main(argv: list[str] | None) -> int:
     jobs = args.jobs or len(os.sched_getaffinity(0))
     from .sandbox import Pool
 
-    pool = Pool(min(jobs, len(files)), wait=False)  # its fork servers import torch while we do
+    workers = min(jobs, len(files))
+    pool = Pool(workers, wait=False, warm_up=len(files) > workers)  # it imports torch while we do
     try:
         assignment = _load(args.assignment)
         timeout = args.timeout or float(assignment.notes.get("grading_timeout_s", DEFAULT_TIMEOUT_S))

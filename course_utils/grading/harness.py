@@ -66,14 +66,18 @@ def _unshare(flags: int) -> bool:
 
 # ---------------------------------------------------------------- the fork server
 
-def serve(sock_fd: int) -> None:
-    """Fork server main loop: receive a job and two pipe fds, fork a child, report how it ended."""
+def serve(sock_fd: int, warm_up: bool = True) -> None:
+    """Fork server main loop: receive a job and two pipe fds, fork a child, report how it ended.
+
+    `warm_up` runs once what costs a second on first use in every child; worth it when this
+    server will fork more than one child.
+    """
     _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     sys.path[:] = [p for p in sys.path if p not in ("", ".")]
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ["MPLBACKEND"] = "Agg"
-    _preimport()
+    _preimport(warm_up)
     sock = socket.socket(fileno=sock_fd)
     try:
         _send_msg(sock, {"ready": True})
@@ -109,7 +113,7 @@ def _send_msg(sock: socket.socket, obj: dict) -> None:
     sock.sendall(_dumps(obj).encode() + b"\n")
 
 
-def _preimport() -> None:
+def _preimport(warm_up: bool = True) -> None:
     """Import what notebooks use, once, so each forked child starts warm.
 
     The assignment definitions (with their references) must never be in this process's memory,
@@ -139,7 +143,8 @@ def _preimport() -> None:
     import torch
 
     torch.set_num_threads(1)
-    _warm_up()
+    if warm_up:
+        _warm_up()
     if os.geteuid() == 0 and stdlib_hidden():
         _preimport_stdlib()
     for name in list(sys.modules):
@@ -665,4 +670,4 @@ def _brief(exc: BaseException) -> str:
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]))
+    serve(int(sys.argv[1]), sys.argv[2:] != ["--no-warm-up"])

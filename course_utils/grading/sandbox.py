@@ -79,8 +79,8 @@ def is_root() -> bool:
 class Worker:
     """One worker slot: a fork server process that has imported torch, and (as root) a private uid."""
 
-    def __init__(self, workdir: Path):
-        self.workdir = workdir
+    def __init__(self, workdir: Path, warm_up: bool = True):
+        self.workdir, self.warm_up = workdir, warm_up
         self.uid: int | None = None
         self._lock_fd: int | None = None
         self._proc: subprocess.Popen | None = None
@@ -98,9 +98,9 @@ class Worker:
     def launch(self) -> None:
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1")
-        code = "import sys; from course_utils.grading.harness import serve; serve(int(sys.argv[1]))"
+        code = "import sys; from course_utils.grading.harness import serve; serve(int(sys.argv[1]), sys.argv[2] == '1')"
         self._proc = subprocess.Popen(
-            [sys.executable, "-c", code, str(child_sock.fileno())],
+            [sys.executable, "-c", code, str(child_sock.fileno()), "1" if self.warm_up else "0"],
             pass_fds=[child_sock.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             env=env, cwd=str(self.workdir), start_new_session=True)
         child_sock.close()
@@ -263,9 +263,10 @@ class Worker:
 class Pool:
     """Worker slots sharing one private working directory; one pool can grade several assignments."""
 
-    def __init__(self, size: int, wait: bool = True):
+    def __init__(self, size: int, wait: bool = True, warm_up: bool = True):
         """Start `size` fork servers side by side; with `wait=False`, call `wait_ready` before use
-        (the caller can do its own start-up work, such as importing torch, meanwhile)."""
+        (the caller can do its own start-up work, such as importing torch, meanwhile).
+        `warm_up=False` saves a second of start-up when each server forks only one child."""
         self.workdir = Path(tempfile.mkdtemp(prefix="course-grade-"))
         os.chmod(self.workdir, 0o711)  # a sandbox uid may enter its own scratch dir, not list others
         (self.workdir / "jobs").mkdir(mode=0o700)
@@ -277,7 +278,7 @@ class Pool:
                 print(f"course-grade: warning: the sandbox user cannot read {path}; notebooks that import "
                       "from it may fail (make it readable by all users)", file=sys.stderr)
         try:
-            self.workers = [Worker(self.workdir) for _ in range(max(1, size))]
+            self.workers = [Worker(self.workdir, warm_up) for _ in range(max(1, size))]
             for w in self.workers:
                 w.launch()
             if wait:
