@@ -435,17 +435,29 @@ def _claim_uid() -> tuple[int, int]:
 
 
 def _remove_files_of(uid: int) -> None:
-    """Delete what the submission's uid left in the shared temporary directories."""
-    for top in _SHARED_TMP:
+    """Delete what the submission's uid left in the shared temporary directories.
+
+    It can only write where everyone may: those directories and any world-writable directory
+    inside them (such as /tmp/.X11-unix), which are searched too.
+    """
+    todo = [Path(p) for p in _SHARED_TMP]
+    seen = 0
+    while todo and seen < 1000:
+        top = todo.pop()
+        seen += 1
         try:
             entries = list(os.scandir(top))
         except OSError:
             continue
         for entry in entries:
             try:
-                if entry.stat(follow_symlinks=False).st_uid != uid:
+                st = entry.stat(follow_symlinks=False)
+                is_dir = entry.is_dir(follow_symlinks=False)
+                if st.st_uid != uid:
+                    if is_dir and st.st_mode & 0o002:
+                        todo.append(Path(entry.path))
                     continue
-                if entry.is_dir(follow_symlinks=False):
+                if is_dir:
                     shutil.rmtree(entry.path, ignore_errors=True)
                 else:
                     os.unlink(entry.path)
