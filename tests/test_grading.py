@@ -10,6 +10,7 @@ import csv
 import hashlib
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -589,6 +590,24 @@ def test_usage_errors_exit_2_with_one_line(tmp_path, case):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("course-grade: error:"), proc.stderr
     assert not (tmp_path / "o" / "grades.csv").exists()
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="the warning concerns the sandbox uid, used only as root")
+def test_warns_when_other_users_can_read_the_submissions(tmp_path):
+    import tempfile
+
+    shared = Path(tempfile.mkdtemp())
+    try:
+        shared.chmod(0o755)
+        (shared / "a.ipynb").write_text("")
+        (shared / "a.ipynb").chmod(0o644)
+        proc = _cli("01", str(shared), "--out", str(tmp_path / "o"))
+        assert proc.returncode == 0 and "can be read by any user" in proc.stderr
+        shared.chmod(0o700)
+        proc = _cli("01", str(shared), "--out", str(tmp_path / "o"))
+        assert proc.returncode == 0 and "can be read by any user" not in proc.stderr
+    finally:
+        shutil.rmtree(shared)
 
 
 def test_console_script_is_installed():

@@ -89,6 +89,7 @@ def _main(argv: list[str] | None) -> int:
     jobs = args.jobs or len(os.sched_getaffinity(0))
     from .sandbox import Pool
 
+    _warn_if_readable(files)
     workers = min(jobs, len(files))
     pool = Pool(workers, wait=False, warm_up=len(files) > workers)  # it imports torch while we do
     try:
@@ -121,6 +122,17 @@ def _submissions(paths: list[Path]) -> list[Path]:
         else:
             raise UsageError(f"no such file or directory: {path}")
     return files
+
+
+def _warn_if_readable(files: list[Path]) -> None:
+    """Submissions that every user can read are readable by the sandboxed notebooks too."""
+    from .sandbox import is_root, readable_by_others
+
+    exposed = [f for f in files if readable_by_others(f)]
+    if is_root() and exposed:
+        print(f"course-grade: warning: {len(exposed)} submission(s), e.g. {exposed[0]}, can be read by any "
+              "user, so a graded notebook could read another student's work; make their folder private "
+              "(chmod go-rwx) before grading", file=sys.stderr)
 
 
 def _writable_dir(path: Path) -> Path:

@@ -328,6 +328,15 @@ def unreadable_by_others() -> list[str]:
     return sorted(p for p in paths if Path(p).is_dir() and not _world_readable(Path(p)))
 
 
+def readable_by_others(path: Path) -> bool:
+    """Whether a user other than the owner (such as the sandbox uid) can read this file."""
+    path = Path(path).resolve()
+    try:
+        return bool(path.stat().st_mode & 0o004) and all(p.stat().st_mode & 0o001 for p in path.parents)
+    except OSError:
+        return False
+
+
 def _world_readable(path: Path) -> bool:
     path = path.resolve()
     try:
