@@ -93,7 +93,7 @@ class Plan:
             return "not defined."
         if state == "not callable":
             kind = msg.get("type") if type(msg.get("type")) is str else "value"
-            return f"`{item.name}` should be a function, but it is a {kind[:60]}."
+            return f"`{item.name}` should be a function, but it is a value of type {kind[:60]}."
         if state == "timeout" and isinstance(item, AnswerItem):
             return "reading the answer took too long."
         outcomes = msg.get("outcomes")
