@@ -93,6 +93,7 @@ def summary(model: Transformer, h, config: dict) -> dict:
     return {
         "recipe": {k: v for k, v in config.items() if k not in ("eval_every", "target_loss")},
         "steps": h.steps[-1],
+        "tokens": h.steps[-1] * config["batch_size"] * model.config.context,
         "tokens_per_second": round(h.tokens_per_second),
         "seconds": round(h.seconds, 2),
         "best_val_loss": round(h.best_val_loss, 4),
@@ -112,16 +113,19 @@ def bench_cpu(args, dev) -> dict:
     tok = CharTokenizer.from_text(text)
     tr, va = train_val_split(tok.encode(text), 0.1)
     ref, default = preset("cpu-reference"), preset("cpu")
+    # The lesson's 600-step schedule ends before the reference's best loss; the same recipe on a
+    # schedule twice as long is given the chance to reach it (and stops as soon as it does).
+    default["train"]["iterations"] *= 2
     if args.quick:  # a smoke run: a tenth of the work, same code paths
         ref["train"].update(iterations=200, warmup=10, eval_every=20)
-        default["train"].update(iterations=60, warmup=5, eval_every=5)
+        default["train"].update(iterations=120, warmup=5, eval_every=5)
     load_before = os.getloadavg()
     plain = plain_tokens_per_second(tr, tok.vocab_size, 30 if args.quick else 300, torch.Generator().manual_seed(1))
 
     ref_model, ref_h = run(ref["model"], ref["train"], tok.vocab_size, tr, va, dev)
     target = ref_h.best_val_loss
     default["train"]["target_loss"] = target
-    default["train"]["eval_every"] = min(default["train"]["eval_every"], 10)  # find the crossing closely
+    default["train"]["eval_every"] = min(default["train"]["eval_every"], 20)  # find the crossing closely
     model, h = run(default["model"], default["train"], tok.vocab_size, tr, va, dev)
     ratio = h.seconds / ref_h.seconds
     memory = peak_memory_mb(dev)
@@ -147,6 +151,10 @@ def bench_cpu(args, dev) -> dict:
         "wall_time_to_target_seconds": round(h.seconds, 2),
         "final_val_loss": round(h.val_loss[-1], 4),
         "time_ratio_default_vs_reference": round(ratio, 3),
+        "token_ratio_default_vs_reference": round(h.steps[-1] * default["train"]["batch_size"]
+                                                  / (ref_h.steps[-1] * ref["train"]["batch_size"]), 3),
+        "note": "seconds exclude validation (the same fixed windows for every run); the machine's "
+                "load average is reported because other processes change every timing",
         "peak_memory_mb": round(memory, 1),
         "targets_met": {
             f"tokens_per_second >= {THROUGHPUT_TARGET}": ref_h.tokens_per_second >= THROUGHPUT_TARGET,
