@@ -77,6 +77,8 @@ def plot_attention_cost(cost: dict[str, list[float]]):
     for ax, key, label in ((axes[0], "seconds", "time (s)"), (axes[1], "score_mib", "score matrix (MiB)")):
         ax.loglog(t, cost[key], "o-", label="measured")
         ax.loglog(t, [cost[key][-1] * (x / t[-1]) ** 2 for x in t], "k--", lw=1, label="∝ T²")
+        ax.set_xticks(t, [str(x) for x in t])
+        ax.minorticks_off()
         ax.set_xlabel("sequence length T")
         ax.set_ylabel(label)
         ax.legend()
