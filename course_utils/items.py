@@ -115,7 +115,10 @@ def to_plain(value: Any, _depth: int = 0) -> Any:
     if kind is np.ndarray:
         return _array(value)
     if kind in (torch.Tensor, torch.nn.Parameter):
-        t = value.detach().to("cpu")
+        try:
+            t = value.detach().to("cpu")
+        except (RuntimeError, NotImplementedError) as exc:  # e.g. a tensor on the 'meta' device
+            raise Unsupported(f"a tensor that cannot be read ({type(exc).__name__})") from None
         if t.dtype in (torch.bfloat16, torch.float16):
             t = t.float()
         if t.is_complex() or t.layout != torch.strided:

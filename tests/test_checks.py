@@ -56,6 +56,7 @@ class _Float(float):
         (lambda flips: _EqualsAnything(), "returned an object of type _EqualsAnything"),
         (lambda flips: _Float(0.75), "returned an object of type _Float"),
         (lambda flips: torch.tensor([0.75, 0.75]), "expected a single number"),
+        (lambda flips: torch.zeros((), device="meta"), "a tensor that cannot be read"),
         (42, "should be a function"),
     ],
 )

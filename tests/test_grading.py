@@ -316,7 +316,7 @@ def batch(tmp_path_factory) -> Graded:
         "reads_reference": READS_REFERENCE, "equals_anything": EQUALS_ANYTHING, "nan_inf": NAN_INF,
         "wrong_types": WRONG_TYPES, "slow_but_correct": SLOW_BUT_CORRECT, "too_slow": TOO_SLOW,
         "known_wrong": LOG_OF_PRODUCT, "mutated_global": MUTATED_GLOBAL,
-        # without root the child runs as the grader's own user and could write these (docs/grading.md)
+        # without root the child runs as the grader's own user and could write these (README, "Grading")
         **({"writes_outside": writes, "network": NETWORK} if AS_ROOT else {}),
     }, ["--jobs", "2", "--timeout", str(TIMEOUT)])
     run.sentinel, run.escape = sentinel, escape
