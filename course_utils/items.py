@@ -192,6 +192,17 @@ def expected_outcome(item: FunctionItem, args: tuple) -> Any:
     return to_plain(item.reference(*copy.deepcopy(args)))
 
 
+def failing_cases(item: FunctionItem, fn: Callable, hidden: bool = True) -> list[int]:
+    """Indices of the cases (public first, then hidden) where `fn` disagrees with the reference."""
+    bad = []
+    for i, case in enumerate(item.cases(hidden)):
+        args = case.build()
+        out = call_case(fn, args)
+        if out.error or judge(expected_outcome(item, args), out.value, item.rtol, item.atol):
+            bad.append(i)
+    return bad
+
+
 # ---------------------------------------------------------------- comparing
 
 def judge(expected: Any, got: Any, rtol: float, atol: float) -> str | None:

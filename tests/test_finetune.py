@@ -283,15 +283,9 @@ def test_one_pass_equals_per_turn_for_the_course_transformer(tok):
 
 def _fails_somewhere(name, fn) -> bool:
     from course_utils.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
-    from course_utils.items import call_case, expected_outcome, judge
+    from course_utils.items import failing_cases
 
-    item = ASSIGNMENT.item(name)
-    for case in item.cases(hidden=True):
-        args = case.build()
-        out = call_case(fn, args)
-        if out.error or judge(expected_outcome(item, args), out.value, item.rtol, item.atol):
-            return True
-    return False
+    return bool(failing_cases(ASSIGNMENT.item(name), fn))
 
 
 def _lp(logits, tokens, shift=1):
