@@ -321,3 +321,13 @@ def score_answer(item: AnswerItem, got: Any) -> str | None:
     if item.choices and not any(judge(to_plain(c), got, 0.0, 0.0) is None for c in item.choices):
         return f"{item.name} must be one of {', '.join(repr(c) for c in item.choices)}; got {describe(got)}"
     return judge(to_plain(item.expected), got, 0.0, item.atol)
+
+
+def earned_points(item: Item, value: Any) -> float:
+    """The item's points if `value` passes every public and hidden case (or is the right answer), else 0."""
+    if isinstance(item, AnswerItem):
+        outcome = plain_outcome(value)
+        ok = outcome.error is None and score_answer(item, outcome.value) is None
+    else:
+        ok = callable(value) and not failing_cases(item, value, hidden=True)
+    return float(item.points) if ok else 0.0

@@ -13,7 +13,7 @@ import pytest
 
 from course_utils import assignments
 from course_utils.checks import evaluate
-from course_utils.items import AnswerItem
+from course_utils.items import AnswerItem, earned_points
 
 matplotlib.use("Agg")
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,11 +74,12 @@ def test_every_item_is_defined_and_checked_right_after(key):
 
 
 @pytest.mark.parametrize("key", KEYS)
-def test_solution_passes_every_check(key):
+def test_solution_passes_every_check_and_earns_every_point(key):
     ns = _namespace("solutions", key)
     for item in assignments.load(key).items:
         fb = evaluate(item.name, ns[item.name])
         assert fb.passed, fb.message
+        assert earned_points(item, ns[item.name]) == item.points, f"{item.name} fails a hidden case"
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -92,3 +93,4 @@ def test_untouched_exercise_fails_every_check(key):
             fb = evaluate(item.name, ns[item.name])
             assert "not implemented yet" in fb.message
         assert not fb.passed and fb.message.startswith("❌") and "\n" not in fb.message
+        assert item.name not in ns or earned_points(item, ns[item.name]) == 0.0

@@ -11,14 +11,7 @@ import pytest
 
 from course_utils.assignments.ch02_autoregressive import ASSIGNMENT
 from course_utils.checks import evaluate
-from course_utils.items import (
-    AnswerItem,
-    call_case,
-    expected_outcome,
-    judge,
-    plain_outcome,
-    score_answer,
-)
+from course_utils.items import earned_points
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,22 +33,8 @@ def _run(path: Path) -> dict:
 
 
 def _graded_points(namespace: dict) -> dict[str, float]:
-    points = {}
-    for item in ASSIGNMENT.items:
-        value = namespace.get(item.name)
-        if isinstance(item, AnswerItem):
-            out = plain_outcome(value) if item.name in namespace else None
-            ok = out is not None and not out.error and score_answer(item, out.value) is None
-        else:
-            ok = callable(value)
-            for case in item.cases(hidden=True) if ok else ():
-                args = case.build()
-                got = call_case(value, args)
-                if got.error or judge(expected_outcome(item, args), got.value, item.rtol, item.atol):
-                    ok = False
-                    break
-        points[item.name] = item.points if ok else 0.0
-    return points
+    return {item.name: earned_points(item, namespace[item.name]) if item.name in namespace else 0.0
+            for item in ASSIGNMENT.items}
 
 
 @pytest.fixture(scope="module")

@@ -119,3 +119,19 @@ def test_judge_arrays_shapes_dtypes_and_nan():
         to_plain(np.array(["a"]))
     with pytest.raises(Unsupported):
         to_plain(np.zeros(2_000_000))
+
+
+def test_earned_points_needs_the_hidden_cases_too():
+    from course_utils.assignments import find_item
+    from course_utils.items import earned_points
+
+    _, item = find_item("log_likelihood")
+
+    def log_of_product(theta, flips):  # passes the public cases, underflows on the hidden 5000 flips
+        return math.log(likelihood.bernoulli_likelihood(theta, flips)) if theta not in (0, 1) else 0.0
+
+    assert evaluate("log_likelihood", log_of_product).passed
+    assert earned_points(item, log_of_product) == 0.0
+    assert earned_points(item, likelihood.bernoulli_log_likelihood) == item.points
+    _, answer = find_item("ANSWER_LOWER_LOSS")
+    assert earned_points(answer, "B") == 1.0 and earned_points(answer, "A") == 0.0

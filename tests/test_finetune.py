@@ -352,14 +352,7 @@ def _notebook_points(folder: str) -> dict[str, float]:
     import nbformat
 
     from course_utils.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
-    from course_utils.items import (
-        AnswerItem,
-        call_case,
-        expected_outcome,
-        judge,
-        plain_outcome,
-        score_answer,
-    )
+    from course_utils.items import earned_points
 
     matplotlib.use("Agg")
     path = Path(__file__).resolve().parent.parent / folder / "06_fine_tuning_as_mle.ipynb"
@@ -374,19 +367,8 @@ def _notebook_points(folder: str) -> dict[str, float]:
                     exec(compile(cell.source, str(path), "exec"), namespace)
                 except NotImplementedError:
                     assert "raises-exception" in cell.metadata.get("tags", []), cell.source[:200]
-    points = {}
-    for item in ASSIGNMENT.items:
-        value = namespace.get(item.name)
-        if isinstance(item, AnswerItem):
-            out = plain_outcome(value) if item.name in namespace else None
-            ok = out is not None and not out.error and score_answer(item, out.value) is None
-        else:
-            ok = callable(value) and all(
-                not (got := call_case(value, args := case.build())).error
-                and judge(expected_outcome(item, args), got.value, item.rtol, item.atol) is None
-                for case in item.cases(hidden=True))
-        points[item.name] = item.points if ok else 0.0
-    return points
+    return {item.name: earned_points(item, namespace[item.name]) if item.name in namespace else 0.0
+            for item in ASSIGNMENT.items}
 
 
 def test_chapter_06_solution_earns_every_point_and_the_exercise_none():
