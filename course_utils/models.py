@@ -59,10 +59,18 @@ class SelfAttention(nn.Module):
         b, t, c = x.shape
         # (b, t, 3c) → three tensors of shape (b, heads, t, head_dim)
         q, k, v = self.qkv(x).view(b, t, 3, self.n_heads, c // self.n_heads).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(
+        if q.device.type == "cpu" and q.dtype == torch.bfloat16:
+            # PyTorch's CPU attention kernel is several times slower backwards in bf16 than in float32.
+            with torch.autocast("cpu", enabled=False):
+                y = self._attend(q.float(), k.float(), v.float())
+        else:
+            y = self._attend(q, k, v)
+        return self.proj(y.transpose(1, 2).reshape(b, t, c))
+
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return F.scaled_dot_product_attention(
             q, k, v, is_causal=self.causal, dropout_p=self.dropout if self.training else 0.0
         )
-        return self.proj(y.transpose(1, 2).reshape(b, t, c))
 
 
 class FeedForward(nn.Module):

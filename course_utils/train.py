@@ -52,6 +52,9 @@ def format_mfu(value: float | None) -> str:
     return "unknown" if value is None else f"{100 * value:.1f} %"
 
 
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How to train: steps, batch, learning-rate schedule, AdamW, clipping, validation, device, checkpoints."""
@@ -70,6 +73,7 @@ class TrainConfig:
     target_loss: float | None = None  # stop once the validation NLL is at or below this
     device: str | None = None  # None: cuda, then mps, then cpu
     compile: bool = False
+    precision: str = "auto"  # "auto": bf16 autocast on CUDA, float32 elsewhere; or "bf16", "fp32"
     seed: int = 0  # seeds the batch generator (and dropout)
     checkpoint_path: str | None = None
     checkpoint_every: int | None = None
@@ -101,6 +105,8 @@ class TrainConfig:
             raise ValueError("checkpoint_every needs a checkpoint_path to write to")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:
@@ -126,6 +132,7 @@ class History:
     mfu: float | None = None
     seconds: float = 0.0  # training time of this process, validation excluded
     device: str = "cpu"
+    precision: str = "fp32"  # what the forward pass computed its matrix products in
 
     @property
     def best_val_loss(self) -> float:
@@ -170,10 +177,12 @@ def evaluate(
     max_windows: int = 64,
     batch_size: int = 64,
     loss_fn: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    precision: str = "auto",
 ) -> float:
     """Mean next-token NLL (nats/token) over consecutive non-overlapping windows from the start of `tokens`.
 
     The windows are fixed, so every evaluation of a run scores the same text and draws no random numbers.
+    `precision` is as in `TrainConfig` (the log-probabilities are always summed in float64).
     """
     n_windows = min((len(tokens) - 1) // context, max_windows)
     if n_windows < 1:
@@ -186,7 +195,7 @@ def evaluate(
     offsets = torch.arange(context + 1)
     for i in range(0, n_windows, batch_size):
         windows = tokens[starts[i:i + batch_size, None] + offsets].to(dev)
-        with _autocast(dev):
+        with _autocast(dev, precision):
             x, y = windows[:, :-1], windows[:, 1:]
             loss = model.loss(x, y) if loss_fn is None else loss_fn(model, x, y)
         total += loss.double() * windows.shape[0]
@@ -195,9 +204,22 @@ def evaluate(
     return float(total / count)
 
 
-def _autocast(dev: torch.device):
-    """bf16 autocast on CUDA; a no-op context elsewhere (CPU runs in float32, bit-reproducibly)."""
-    return torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
+def resolve_precision(precision: str, dev: torch.device) -> str:
+    """ "bf16" or "fp32": what `precision` ("auto", "bf16", "fp32") means on `dev`."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        return "bf16" if dev.type == "cuda" else "fp32"
+    return precision
+
+
+def _autocast(dev: torch.device, precision: str = "auto"):
+    """bf16 autocast where `precision` asks for it (matrix products in bf16, the loss in float32).
+
+    Both are deterministic on a CPU: a run repeats bit for bit on the same machine either way.
+    """
+    bf16 = resolve_precision(precision, dev) == "bf16"
+    return torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=bf16)
 
 
 def _check_tokens(tokens: torch.Tensor, name: str, context: int, vocab_size: int) -> None:
@@ -247,7 +269,8 @@ def train(
     flat_params = [p for group in optimizer.param_groups for p in group["params"]]
     generator = torch.Generator().manual_seed(config.seed)  # batches are drawn on the CPU
     torch.manual_seed(config.seed)  # dropout
-    history, start = History(device=str(dev)), 0
+    precision = resolve_precision(config.precision, dev)
+    history, start = History(device=str(dev), precision=precision), 0
     if resume and config.checkpoint_path and Path(config.checkpoint_path).exists():
         start = _load_checkpoint(config.checkpoint_path, model, optimizer, generator, history, config)
     base_loss = model.loss if loss_fn is None else (lambda x, y: loss_fn(model, x, y))
@@ -268,7 +291,7 @@ def train(
             group["lr"] = lr
         x, y = random_batch(train_tokens, context, config.batch_size, generator)
         x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-        with _autocast(dev):
+        with _autocast(dev, precision):
             loss = forward(x, y)
         loss.backward()
         if config.grad_clip is not None:
@@ -295,7 +318,7 @@ def train(
             if evaluate_now:
                 history.val_steps.append(done)
                 history.val_loss.append(evaluate(model, val_tokens, context, config.eval_windows,
-                                                loss_fn=loss_fn))
+                                                loss_fn=loss_fn, precision=precision))
                 bar.set_postfix(loss=f"{history.train_loss[-1]:.4f}", val=f"{history.val_loss[-1]:.4f}",
                                 refresh=False)
             if save_now:
@@ -352,7 +375,7 @@ def _save_checkpoint(path, model, optimizer, generator, history, step, config) -
 
 
 _RESUMABLE_FIELDS = ("iterations", "batch_size", "context", "lr", "min_lr", "warmup", "betas",
-                     "weight_decay", "grad_clip", "seed")
+                     "weight_decay", "grad_clip", "seed", "precision")
 
 
 def _load_checkpoint(path, model, optimizer, generator, history, config) -> int:

@@ -159,3 +159,23 @@ def test_generation_is_reproducible_and_greedy_is_the_argmax():
         model.generate(start, 1, torch.Generator(), temperature=-1)
     with pytest.raises(ValueError, match="causal"):
         Transformer(TransformerConfig(vocab_size=11, causal=False)).generate(start, 1, torch.Generator())
+
+
+def test_bf16_autocast_on_the_cpu_keeps_attention_in_float32_and_stays_close(monkeypatch):
+    """PyTorch's CPU attention is several times slower in bf16, so the model computes it in float32."""
+    model = Transformer(TransformerConfig(vocab_size=11, context=12, n_layers=2, n_heads=2, d_model=16), seed=3)
+    idx = torch.randint(11, (3, 12), generator=torch.Generator().manual_seed(0))
+    attention, seen = F.scaled_dot_product_attention, []
+
+    def recording(q, k, v, **kwargs):
+        seen.append((q.dtype, k.dtype, v.dtype))
+        return attention(q, k, v, **kwargs)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", recording)
+    with torch.no_grad():
+        exact = model(idx)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(idx)
+    assert seen == [(torch.float32,) * 3] * 4  # two layers, with and without autocast
+    assert low.dtype == torch.bfloat16  # the other matrix products ran in bf16
+    torch.testing.assert_close(low.float(), exact, atol=0.05, rtol=0.05)

@@ -255,3 +255,52 @@ def test_presets_build_valid_configurations():
     assert preset(None) == preset("gpu" if torch.cuda.is_available() else "cpu")
     with pytest.raises(ValueError, match="unknown preset 'tiny'"):
         preset("tiny")
+
+
+def test_precision_auto_is_float32_on_the_cpu_and_bf16_is_recorded():
+    fp32 = train(Transformer(CONFIG), TRAIN, VAL, _quick())
+    assert fp32.precision == "fp32"
+    bf16 = train(Transformer(CONFIG), TRAIN, VAL, _quick(precision="bf16"))
+    assert bf16.precision == "bf16"
+    assert bf16.train_loss != fp32.train_loss  # the matrix products really ran in bf16
+    # bf16 rounds every product to 8 bits of mantissa, but learns the same thing.
+    assert abs(bf16.val_loss[-1] - fp32.val_loss[-1]) < 0.05
+    assert bf16.val_loss[-1] < math.log(7) - 0.3
+
+
+def test_a_bf16_run_repeats_and_resumes_bit_for_bit_on_the_cpu(tmp_path):
+    straight = train(Transformer(CONFIG), TRAIN, VAL, _quick(precision="bf16"))
+    again = train(Transformer(CONFIG), TRAIN, VAL, _quick(precision="bf16"))
+    assert again.train_loss == straight.train_loss
+    path = str(tmp_path / "bf16.pt")
+    train(Transformer(CONFIG), TRAIN, VAL,
+          _quick(precision="bf16", checkpoint_path=path, checkpoint_every=8, stop_after=13))
+    resumed = train(Transformer(CONFIG), TRAIN, VAL,
+                    _quick(precision="bf16", checkpoint_path=path, checkpoint_every=8), resume=True)
+    assert resumed.train_loss == straight.train_loss and resumed.val_loss == straight.val_loss
+    with pytest.raises(ValueError, match="different settings: precision"):
+        train(Transformer(CONFIG), TRAIN, VAL, _quick(checkpoint_path=path), resume=True)
+
+
+def test_evaluate_in_bf16_is_close_to_float32():
+    model = Transformer(CONFIG)
+    fp32 = evaluate(model, VAL, context=16, max_windows=8)
+    bf16 = evaluate(model, VAL, context=16, max_windows=8, precision="bf16")
+    assert fp32 == evaluate(model, VAL, context=16, max_windows=8, precision="fp32")
+    assert bf16 != fp32 and bf16 == pytest.approx(fp32, abs=0.02)
+
+
+def test_an_unknown_precision_is_named():
+    with pytest.raises(ValueError, match="precision must be one of auto, bf16, fp32, got 'half'"):
+        TrainConfig(precision="half")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        evaluate(Transformer(CONFIG), VAL, context=16, precision="float16")
+
+
+def test_the_cpu_preset_asks_for_bf16_only_on_cpus_with_bf16_matrix_units():
+    from course_utils.runtime import cpu_has_bf16_matrix_units, preset
+
+    expected = "bf16" if cpu_has_bf16_matrix_units() else "fp32"
+    assert preset("cpu")["train"]["precision"] == expected
+    assert preset("cpu-reference")["train"]["precision"] == "fp32"
+    assert "precision" not in preset("gpu")["train"]  # "auto": bf16 autocast on CUDA
