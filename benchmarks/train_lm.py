@@ -80,7 +80,7 @@ class PlainGPT(nn.Module):
         return F.cross_entropy(logits.view(-1, logits.shape[-1]), y.reshape(-1))
 
 
-def train_plain(tokens, val, vocab: int, recipe: dict) -> dict:
+def train_plain(tokens, val, vocab: int, recipe: dict, windows: int = EVAL_WINDOWS) -> dict:
     """PlainGPT trained with `recipe`: seconds, the validation curve, and tokens/s.
 
     tokens/s is that of the fastest stretch between two validations after the first (other
@@ -93,7 +93,7 @@ def train_plain(tokens, val, vocab: int, recipe: dict) -> dict:
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                              {"params": rest, "weight_decay": 0.0}], lr=config.lr, betas=config.betas)
     generator = torch.Generator().manual_seed(config.seed)
-    val_steps, val_loss, seconds, windows, window_start = [], [], 0.0, [], 0.0
+    val_steps, val_loss, seconds, stretches, stretch_start = [], [], 0.0, [], 0.0
     for step in range(config.iterations):
         t0 = time.perf_counter()
         for group in opt.param_groups:
@@ -106,14 +106,14 @@ def train_plain(tokens, val, vocab: int, recipe: dict) -> dict:
         opt.step()
         seconds += time.perf_counter() - t0
         if (step + 1) % config.eval_every == 0 or step + 1 == config.iterations:
-            windows.append(((step + 1 - (val_steps[-1] if val_steps else 0)), seconds - window_start))
-            window_start = seconds
+            stretches.append(((step + 1 - (val_steps[-1] if val_steps else 0)), seconds - stretch_start))
+            stretch_start = seconds
             val_steps.append(step + 1)
-            val_loss.append(evaluate(model, val, 64, EVAL_WINDOWS, precision="fp32"))
+            val_loss.append(evaluate(model, val, 64, windows, precision="fp32"))
     return {
         "steps": config.iterations,
         "tokens": config.iterations * config.batch_size * 64,
-        "tokens_per_second": round(max(n * config.batch_size * 64 / t for n, t in windows[1:] or windows)),
+        "tokens_per_second": round(max(n * config.batch_size * 64 / t for n, t in stretches[1:] or stretches)),
         "tokens_per_second_mean": round(config.iterations * config.batch_size * 64 / seconds),
         "seconds": round(seconds, 2),
         "best_val_loss": round(min(val_loss), 4),
@@ -124,9 +124,10 @@ def train_plain(tokens, val, vocab: int, recipe: dict) -> dict:
     }
 
 
-def run(model_kwargs: dict, train_kwargs: dict, vocab: int, tr, va, dev: torch.device) -> tuple:
+def run(model_kwargs: dict, train_kwargs: dict, vocab: int, tr, va, dev: torch.device,
+        windows: int = EVAL_WINDOWS) -> tuple:
     model = Transformer(TransformerConfig(vocab_size=vocab, **model_kwargs), seed=0)
-    config = TrainConfig(**{**train_kwargs, "device": str(dev), "progress": False, "eval_windows": EVAL_WINDOWS})
+    config = TrainConfig(**{**train_kwargs, "device": str(dev), "progress": False, "eval_windows": windows})
     return model, train(model, tr, va, config)
 
 
@@ -161,13 +162,13 @@ def bench_cpu(args, dev) -> dict:
     tok = CharTokenizer.from_text(text)
     tr, va = train_val_split(tok.encode(text), 0.1)
     ref, default = preset("cpu-reference"), preset("cpu")
-    throughput_steps = 100
-    if args.quick:  # a smoke run: a tenth of the work, same code paths
-        ref["train"].update(iterations=200, warmup=10, eval_every=20)
-        default["train"].update(iterations=120, warmup=5, eval_every=5)
-        throughput_steps = 20
+    throughput_steps, windows = 100, EVAL_WINDOWS
+    if args.quick:  # a smoke run: a few per cent of the work, same code paths
+        ref["train"].update(iterations=100, warmup=10, eval_every=20)
+        default["train"].update(iterations=60, warmup=5, eval_every=5)
+        throughput_steps, windows = 10, 16
     load_before = os.getloadavg()
-    plain = train_plain(tr, va, tok.vocab_size, {k: v for k, v in ref["train"].items() if k != "precision"})
+    plain = train_plain(tr, va, tok.vocab_size, {k: v for k, v in ref["train"].items() if k != "precision"}, windows)
     precision = default["train"]["precision"]
     course_tps = course_throughput(ref, precision, throughput_steps, tok.vocab_size, tr, va, dev)
     course_fp32_tps = (course_tps if precision == "fp32" else
@@ -176,10 +177,10 @@ def bench_cpu(args, dev) -> dict:
     target = plain["_best"]
     default["train"]["target_loss"] = target
     default["train"]["eval_every"] = min(default["train"]["eval_every"], 20)  # find the crossing closely
-    model, h = run(default["model"], default["train"], tok.vocab_size, tr, va, dev)
+    model, h = run(default["model"], default["train"], tok.vocab_size, tr, va, dev, windows)
     ratio = h.seconds / plain["_seconds"]
     # The run validated in its own precision; the target was set in float32, so check it there too.
-    final_fp32 = evaluate(model, va, model.config.context, EVAL_WINDOWS, precision="fp32")
+    final_fp32 = evaluate(model, va, model.config.context, windows, precision="fp32")
     memory = peak_memory_mb(dev)
     reference_model = Transformer(TransformerConfig(vocab_size=tok.vocab_size, **ref["model"]))
     return {
@@ -192,7 +193,7 @@ def bench_cpu(args, dev) -> dict:
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "quick": args.quick,
         "corpus": {"name": "Python documentation", "train_tokens": len(tr), "val_tokens": len(va),
-                   "vocab_size": tok.vocab_size, "val_windows": EVAL_WINDOWS},
+                   "vocab_size": tok.vocab_size, "val_windows": windows},
         "parameters": reference_model.n_params(),
         "flops_per_token": reference_model.flops_per_token(),
         "plain_pytorch_tokens_per_second": plain["tokens_per_second"],
