@@ -7,8 +7,8 @@ CPU (the default without a GPU): on the course corpus at the reference shape (4 
      β2 0.99, weight decay 0.1, clipping 1.0): its tokens/s, wall time and best validation loss;
   2. the course's loop at the reference shape and recipe, for throughput only, in the default
      CPU precision (bf16 autocast where the CPU has bf16 matrix units, else float32) and in float32;
-  3. the course's default CPU recipe (`runtime.preset("cpu")`), stopped as soon as its validation
-     loss reaches the plain GPT's best,
+  3. the course's default CPU recipe (`runtime.preset()`: "cpu", or "cpu-fp32" on a CPU without
+     bf16 matrix units), stopped as soon as its validation loss reaches the plain GPT's best,
 and reports the throughputs, both wall times (validation excluded, the same fixed windows for
 every run) and their ratio, and the peak memory of the process. The throughputs are medians of
 short runs of the three loops taken in turn, so that all meet the same conditions on a machine that
@@ -133,6 +133,8 @@ def run(model_kwargs: dict, train_kwargs: dict, vocab: int, tr, va, dev: torch.d
 
 def summary(model: Transformer, h, config: dict) -> dict:
     return {
+        "model": {k: getattr(model.config, k) for k in ("n_layers", "n_heads", "d_model", "context")},
+        "parameters": model.n_params(),
         "recipe": {k: v for k, v in config.items() if k not in ("eval_every", "target_loss")},
         "precision": h.precision,
         "steps": h.steps[-1],
@@ -170,7 +172,7 @@ def bench_cpu(args, dev) -> dict:
     text = python_docs_text()
     tok = CharTokenizer.from_text(text)
     tr, va = train_val_split(tok.encode(text), 0.1)
-    ref, default = preset("cpu-reference"), preset("cpu")
+    ref, default = preset("cpu-reference"), preset("cpu" if cpu_has_bf16_matrix_units() else "cpu-fp32")
     throughput_steps, rounds, windows = 100, 5, EVAL_WINDOWS
     if args.quick:  # a smoke run: a few per cent of the work, same code paths
         ref["train"].update(iterations=100, warmup=10, eval_every=20)

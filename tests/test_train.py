@@ -241,7 +241,7 @@ def test_packed_parameters_give_the_same_updates_as_plain_per_tensor_adamw():
 def test_presets_build_valid_configurations():
     from course_utils.runtime import preset
 
-    for name in ("cpu", "cpu-reference", "gpu"):
+    for name in ("cpu", "cpu-fp32", "cpu-reference", "gpu"):
         p = preset(name)
         TransformerConfig(vocab_size=100, **p["model"])
         TrainConfig(**p["train"])
@@ -252,7 +252,6 @@ def test_presets_build_valid_configurations():
     assert preset("gpu")["model"] == {"n_layers": 6, "n_heads": 6, "d_model": 384, "context": 256}
     preset("cpu")["train"]["lr"] = 1.0  # a fresh copy each time
     assert preset("cpu")["train"]["lr"] != 1.0
-    assert preset(None) == preset("gpu" if torch.cuda.is_available() else "cpu")
     with pytest.raises(ValueError, match="unknown preset 'tiny'"):
         preset("tiny")
 
@@ -297,10 +296,14 @@ def test_an_unknown_precision_is_named():
         evaluate(Transformer(CONFIG), VAL, context=16, precision="float16")
 
 
-def test_the_cpu_preset_asks_for_bf16_only_on_cpus_with_bf16_matrix_units():
+def test_the_default_preset_trains_in_bf16_only_on_cpus_with_bf16_matrix_units():
     from course_utils.runtime import cpu_has_bf16_matrix_units, preset
 
-    expected = "bf16" if cpu_has_bf16_matrix_units() else "fp32"
-    assert preset("cpu")["train"]["precision"] == expected
+    assert preset("cpu")["train"]["precision"] == "bf16"
+    assert preset("cpu-fp32")["train"]["precision"] == "fp32"
     assert preset("cpu-reference")["train"]["precision"] == "fp32"
     assert "precision" not in preset("gpu")["train"]  # "auto": bf16 autocast on CUDA
+    if torch.cuda.is_available():
+        assert preset(None) == preset("gpu")
+    else:
+        assert preset(None) == preset("cpu" if cpu_has_bf16_matrix_units() else "cpu-fp32")
