@@ -92,13 +92,6 @@ _PRESETS: dict[str, dict[str, dict]] = {
                   "betas": (0.9, 0.99), "weight_decay": 0.1, "grad_clip": 1.0, "eval_every": 100,
                   "precision": "bf16"},
     },
-    # The same model on other CPUs, in float32, on a schedule short enough for a lesson there.
-    "cpu-fp32": {
-        "model": {"n_layers": 3, "n_heads": 6, "d_model": 192, "context": 64},
-        "train": {"iterations": 600, "batch_size": 16, "lr": 3e-3, "min_lr": 3e-4, "warmup": 50,
-                  "betas": (0.9, 0.99), "weight_decay": 0.1, "grad_clip": 1.0, "eval_every": 50,
-                  "precision": "fp32"},
-    },
     # The reference recipe: AdamW 1e-3 → 1e-4 by cosine over 2000 steps, in float32.
     "cpu-reference": {
         "model": {"n_layers": 4, "n_heads": 4, "d_model": 128, "context": 64},
@@ -113,6 +106,12 @@ _PRESETS: dict[str, dict[str, dict]] = {
                   "betas": (0.9, 0.99), "weight_decay": 0.1, "grad_clip": 1.0, "eval_every": 250,
                   "compile": True},
     },
+}
+
+# The same model on other CPUs, in float32, on a schedule short enough for a lesson there.
+_PRESETS["cpu-fp32"] = {
+    "model": dict(_PRESETS["cpu"]["model"]),
+    "train": {**_PRESETS["cpu"]["train"], "iterations": 600, "eval_every": 50, "precision": "fp32"},
 }
 
 

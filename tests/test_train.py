@@ -301,6 +301,8 @@ def test_the_default_preset_trains_in_bf16_only_on_cpus_with_bf16_matrix_units()
 
     assert preset("cpu")["train"]["precision"] == "bf16"
     assert preset("cpu-fp32")["train"]["precision"] == "fp32"
+    # Lesson 05's stored outputs of the untrained model hold on either CPU only if the model is the same.
+    assert preset("cpu-fp32")["model"] == preset("cpu")["model"]
     assert preset("cpu-reference")["train"]["precision"] == "fp32"
     assert "precision" not in preset("gpu")["train"]  # "auto": bf16 autocast on CUDA
     if torch.cuda.is_available():
