@@ -38,7 +38,13 @@ from torch import nn
 
 from course_utils.data import CharTokenizer, python_docs_text, random_batch, train_val_split
 from course_utils.models import Transformer, TransformerConfig
-from course_utils.runtime import cpu_has_bf16_matrix_units, describe, device, preset
+from course_utils.runtime import (
+    cpu_has_bf16_matrix_units,
+    cpu_preset_name,
+    describe,
+    device,
+    preset,
+)
 from course_utils.train import TrainConfig, evaluate, format_mfu, learning_rate, train
 
 EVAL_WINDOWS = 256  # 16 384 validation tokens at context 64, identical for every run
@@ -83,7 +89,8 @@ class PlainGPT(nn.Module):
 
 
 def train_plain(tokens, val, vocab: int, recipe: dict, windows: int = EVAL_WINDOWS) -> dict:
-    """PlainGPT trained with `recipe`: seconds and tokens/s (validation excluded), the validation curve.
+    """PlainGPT trained with `recipe` (always in float32): seconds and tokens/s (validation excluded),
+    the validation curve.
 
     tokens/s leaves out the first 3 steps (cold caches), as the course loop's does.
     """
@@ -158,10 +165,9 @@ def throughputs(ref: dict, precision: str, steps: int, rounds: int, vocab: int, 
     `precision` and in float32), from `rounds` interleaved runs of `steps` steps each, so that all of
     them meet the same conditions on a machine that other programs share."""
     recipe = {**ref["train"], "iterations": steps, "eval_every": steps}
-    plain_recipe = {k: v for k, v in recipe.items() if k != "precision"}
     samples: dict[str, list[float]] = {"plain": [], precision: [], "fp32": []}
     for _ in range(rounds):
-        samples["plain"].append(train_plain(tr, va, vocab, plain_recipe, windows=16)["tokens_per_second"])
+        samples["plain"].append(train_plain(tr, va, vocab, recipe, windows=16)["tokens_per_second"])
         for p in dict.fromkeys((precision, "fp32")):
             h = run(ref["model"], {**recipe, "precision": p}, vocab, tr, va, dev, windows=16)[1]
             samples[p].append(h.tokens_per_second)
@@ -172,14 +178,14 @@ def bench_cpu(args, dev) -> dict:
     text = python_docs_text()
     tok = CharTokenizer.from_text(text)
     tr, va = train_val_split(tok.encode(text), 0.1)
-    ref, default = preset("cpu-reference"), preset("cpu" if cpu_has_bf16_matrix_units() else "cpu-fp32")
+    ref, default = preset("cpu-reference"), preset(cpu_preset_name())
     throughput_steps, rounds, windows = 100, 5, EVAL_WINDOWS
     if args.quick:  # a smoke run: a few per cent of the work, same code paths
         ref["train"].update(iterations=100, warmup=10, eval_every=20)
         default["train"].update(iterations=60, warmup=5, eval_every=5)
         throughput_steps, rounds, windows = 10, 2, 16
     load_before = os.getloadavg()
-    plain = train_plain(tr, va, tok.vocab_size, {k: v for k, v in ref["train"].items() if k != "precision"}, windows)
+    plain = train_plain(tr, va, tok.vocab_size, ref["train"], windows)
     precision = default["train"]["precision"]
     speed = throughputs(ref, precision, throughput_steps, rounds, tok.vocab_size, tr, va, dev)
     course_tps, plain_tps = speed[precision], speed["plain"]

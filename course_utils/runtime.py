@@ -115,6 +115,11 @@ _PRESETS["cpu-fp32"] = {
 }
 
 
+def cpu_preset_name() -> str:
+    """The CPU preset for this machine: 'cpu' where it has bf16 matrix units, else 'cpu-fp32'."""
+    return "cpu" if cpu_has_bf16_matrix_units() else "cpu-fp32"
+
+
 def preset(name: str | None = None) -> dict[str, dict]:
     """A model shape and training recipe by name ('cpu', 'cpu-fp32', 'cpu-reference', 'gpu').
 
@@ -123,10 +128,7 @@ def preset(name: str | None = None) -> dict[str, dict]:
     `TransformerConfig(vocab_size=V, **p["model"])` and `TrainConfig(**p["train"])`.
     """
     if name is None:
-        if device().type == "cuda":
-            name = "gpu"
-        else:
-            name = "cpu" if cpu_has_bf16_matrix_units() else "cpu-fp32"
+        name = "gpu" if device().type == "cuda" else cpu_preset_name()
     if name not in _PRESETS:
         raise ValueError(f"unknown preset {name!r}; use one of {', '.join(_PRESETS)}")
     return {part: dict(values) for part, values in _PRESETS[name].items()}

@@ -105,8 +105,7 @@ class TrainConfig:
             raise ValueError("checkpoint_every needs a checkpoint_path to write to")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        _check_precision(self.precision)
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:
@@ -204,10 +203,14 @@ def evaluate(
     return float(total / count)
 
 
-def resolve_precision(precision: str, dev: torch.device) -> str:
-    """ "bf16" or "fp32": what `precision` ("auto", "bf16", "fp32") means on `dev`."""
+def _check_precision(precision: str) -> None:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+
+
+def resolve_precision(precision: str, dev: torch.device) -> str:
+    """ "bf16" or "fp32": what `precision` ("auto", "bf16", "fp32") means on `dev`."""
+    _check_precision(precision)
     if precision == "auto":
         return "bf16" if dev.type == "cuda" else "fp32"
     return precision

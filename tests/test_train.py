@@ -297,7 +297,7 @@ def test_an_unknown_precision_is_named():
 
 
 def test_the_default_preset_trains_in_bf16_only_on_cpus_with_bf16_matrix_units():
-    from course_utils.runtime import cpu_has_bf16_matrix_units, preset
+    from course_utils.runtime import cpu_has_bf16_matrix_units, cpu_preset_name, preset
 
     assert preset("cpu")["train"]["precision"] == "bf16"
     assert preset("cpu-fp32")["train"]["precision"] == "fp32"
@@ -308,4 +308,5 @@ def test_the_default_preset_trains_in_bf16_only_on_cpus_with_bf16_matrix_units()
     if torch.cuda.is_available():
         assert preset(None) == preset("gpu")
     else:
-        assert preset(None) == preset("cpu" if cpu_has_bf16_matrix_units() else "cpu-fp32")
+        assert preset(None) == preset(cpu_preset_name())
+    assert cpu_preset_name() == ("cpu" if cpu_has_bf16_matrix_units() else "cpu-fp32")
