@@ -34,10 +34,10 @@ test-fast: $(STAMP)  ## unit tests only
 	$(BIN)/python -m pytest -n $(JOBS) tests
 
 outputs: $(STAMP)  ## re-execute lessons and solutions and store their outputs
-	$(BIN)/python -m course_utils.authoring outputs notebooks/*.ipynb solutions/*.ipynb
+	$(BIN)/python -m course_utils.assessment.authoring outputs notebooks/*.ipynb solutions/*.ipynb
 
 exercises: $(STAMP)  ## regenerate exercises/ from solutions/
-	$(BIN)/python -m course_utils.authoring exercises
+	$(BIN)/python -m course_utils.assessment.authoring exercises
 
 grade: $(STAMP)  ## grade submissions: make grade A=01 S=path/to/submissions
 	$(BIN)/course-grade $(A) $(S) --out grading-out

@@ -38,7 +38,7 @@ def main() -> None:
         env = dict(os.environ, OMP_NUM_THREADS="1")
         cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "course_utils.grading", "01", str(subs),
+        proc = subprocess.run([sys.executable, "-m", "course_utils.assessment.grading", "01", str(subs),
                                "--out", str(work / "out"), "--jobs", str(args.jobs)],
                               env=env, capture_output=True, text=True)
         seconds = time.perf_counter() - start

@@ -36,16 +36,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.data import CharTokenizer, python_docs_text, random_batch, train_val_split
 from course_utils.models import Transformer, TransformerConfig
-from course_utils.runtime import (
-    cpu_has_bf16_matrix_units,
-    cpu_preset_name,
-    describe,
-    device,
-    preset,
-)
-from course_utils.train import TrainConfig, evaluate, format_mfu, learning_rate, train
+from course_utils.presets import cpu_preset_name, preset
+from course_utils.runtime import cpu_has_bf16_matrix_units, describe, device
+from course_utils.text import CharTokenizer, python_docs_text, random_batch, train_val_split
+from course_utils.throughput import format_mfu
+from course_utils.train import TrainConfig, evaluate, learning_rate, train
 
 EVAL_WINDOWS = 256  # 16 384 validation tokens at context 64, identical for every run
 THROUGHPUT_TARGET = 29_000  # tokens/s the issue gives for a plain PyTorch GPT of the reference shape here

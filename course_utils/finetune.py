@@ -8,25 +8,29 @@ indexed by target (length T - 1).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from .data import CharTokenizer
+from .text import CharTokenizer
 from .train import TrainConfig, learning_rate, optimizer_for
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 
+
 TASKS = {"copy": "C", "reverse": "R", "sort": "S"}
+
+
 ALPHABET = "abcdef"
+
+
 SEP, END, PAD = "=", ".", "#"
+
+
 USER, ASSISTANT = "U", "A"
 
-
-# ---------------------------------------------------------------- instruction data
 
 def instruction_tokenizer(alphabet: str = ALPHABET) -> CharTokenizer:
     """Characters of the instruction tasks: padding, markers, task codes, roles and the alphabet."""
@@ -71,8 +75,6 @@ def make_pairs(n: int, generator: torch.Generator, tasks: Sequence[str] = tuple(
         pairs.append((TASKS[task] + text + SEP, solve(task, text) + END))
     return pairs
 
-
-# ---------------------------------------------------------------- masks and losses
 
 def response_loss_mask(prompt_len: int, total_len: int) -> torch.Tensor:
     """Which targets of a prompt+response sequence are response tokens (bool, length total_len - 1).
@@ -223,8 +225,6 @@ def train_sft(model: torch.nn.Module, tokenizer: CharTokenizer, train_pairs: Seq
     return history
 
 
-# ---------------------------------------------------------------- generation and accuracy
-
 def greedy_responses(model: Model, tokenizer: CharTokenizer, prompts: Sequence[str],
                      max_new: int = 12) -> list[str]:
     """Each prompt's response by greedy decoding, up to and including the end marker '.'.
@@ -268,8 +268,6 @@ def task_accuracy(model: Model, tokenizer: CharTokenizer, pairs: Sequence[tuple[
                            max_new=max(len(r) for _, r in pairs) + 1)
     return sum(g == r for g, (_, r) in zip(got, pairs, strict=True)) / len(pairs)
 
-
-# ---------------------------------------------------------------- dialogues
 
 def make_dialogue(n_turns: int, generator: torch.Generator, **pair_options) -> list[tuple[str, str]]:
     """A dialogue of `n_turns` exchanges: [(USER, 'Rab'), (ASSISTANT, 'ba'), …], from `make_pairs`."""
@@ -335,18 +333,6 @@ def turn_log_probs_per_turn(model: Model, tokens: torch.Tensor, turn_index: torc
             lp = target_log_probs(model(x[None, :last])[0], x[1: last + 1]).double().cpu()
             out[k] = lp[where].sum()
     return out
-
-
-def best_time(fn: Callable[[], object], repeats: int = 5) -> float:
-    """The shortest wall-clock time of `repeats` calls of `fn` (seconds): robust to a busy machine."""
-    if not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def flat_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -12,45 +12,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .data import random_batch
 from .models import TransformerConfig, flops_per_token
 from .runtime import device as choose_device
-
-# bf16 dense tensor-core peaks (FLOP/s) from the vendor's data sheets, matched on
-# `torch.cuda.get_device_name()`. A GPU not listed gets no MFU ("unknown"), not a guess.
-GPU_BF16_PEAKS: tuple[tuple[tuple[str, ...], float], ...] = (
-    (("H100", "PCIE"), 756e12),
-    (("H100", "HBM3"), 989e12),  # H100 SXM5 reports "NVIDIA H100 80GB HBM3"
-    (("H100", "SXM"), 989e12),
-    (("H200",), 989e12),
-    (("A100",), 312e12),
-)
-
-
-def peak_flops(device_name: str) -> float | None:
-    """The bf16 dense peak of a GPU by its name, or None when the course does not know it."""
-    name = str(device_name).upper()
-    for keys, peak in GPU_BF16_PEAKS:
-        if all(k in name for k in keys):
-            return peak
-    return None
-
-
-def mfu(tokens_per_second: float, flops_per_token: float, peak: float | None) -> float | None:
-    """Model-FLOPs utilisation: achieved model FLOP/s divided by the hardware peak (None if unknown)."""
-    if tokens_per_second < 0 or flops_per_token <= 0:
-        raise ValueError("tokens_per_second must be non-negative and flops_per_token positive")
-    if peak is None:
-        return None
-    if peak <= 0:
-        raise ValueError(f"a peak must be positive, got {peak}")
-    return tokens_per_second * flops_per_token / peak
-
-
-def format_mfu(value: float | None) -> str:
-    """MFU as a percentage, or "unknown"."""
-    return "unknown" if value is None else f"{100 * value:.1f} %"
-
+from .text import random_batch
+from .throughput import mfu, peak_flops
 
 PRECISIONS = ("auto", "bf16", "fp32")
 

@@ -11,9 +11,9 @@ import matplotlib
 import nbformat
 import pytest
 
-from course_utils import assignments
-from course_utils.checks import evaluate
-from course_utils.items import AnswerItem, earned_points
+from course_utils.assessment import assignments
+from course_utils.assessment.checks import evaluate
+from course_utils.assessment.items import AnswerItem, earned_points
 
 matplotlib.use("Agg")
 ROOT = Path(__file__).resolve().parent.parent

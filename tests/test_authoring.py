@@ -4,7 +4,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from course_utils import authoring
+from course_utils.assessment import authoring
 
 
 def test_strip_solutions_keeps_indentation_and_reports_top_level():

@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from course_utils import assignments
-from course_utils.assignments.ch02_autoregressive import ASSIGNMENT, most_likely_sequence
-from course_utils.checks import evaluate
-from course_utils.items import AnswerItem, FunctionItem, failing_cases
+from course_utils.assessment import assignments
+from course_utils.assessment.assignments.ch02_autoregressive import ASSIGNMENT, most_likely_sequence
+from course_utils.assessment.checks import evaluate
+from course_utils.assessment.items import AnswerItem, FunctionItem, failing_cases
 
 
 def _fails_somewhere(name, fn) -> bool:

@@ -9,9 +9,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_utils.assignments.ch02_autoregressive import ASSIGNMENT
-from course_utils.checks import evaluate
-from course_utils.items import earned_points
+from course_utils.assessment.assignments.ch02_autoregressive import ASSIGNMENT
+from course_utils.assessment.checks import evaluate
+from course_utils.assessment.items import earned_points
 
 ROOT = Path(__file__).resolve().parent.parent
 

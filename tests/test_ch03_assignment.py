@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_utils import assignments
-from course_utils.assignments.ch03_masked_lm import ASSIGNMENT
-from course_utils.checks import evaluate
-from course_utils.items import AnswerItem, FunctionItem, failing_cases
+from course_utils.assessment import assignments
+from course_utils.assessment.assignments.ch03_masked_lm import ASSIGNMENT
+from course_utils.assessment.checks import evaluate
+from course_utils.assessment.items import AnswerItem, FunctionItem, failing_cases
 
 
 def _fails_somewhere(name, fn) -> bool:

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from course_utils import assignments
-from course_utils.checks import evaluate
-from course_utils.items import failing_cases
+from course_utils.assessment import assignments
+from course_utils.assessment.checks import evaluate
+from course_utils.assessment.items import failing_cases
 
 A = assignments.load("04")
 
@@ -97,7 +97,7 @@ def test_concept_answers():
 
 
 def test_reference_helpers_reject_bad_input():
-    from course_utils.assignments.ch04_cross_entropy import log_likelihood_from_losses
+    from course_utils.assessment.assignments.ch04_cross_entropy import log_likelihood_from_losses
 
     with pytest.raises(ValueError, match="same shape"):
         log_likelihood_from_losses([0.1, 0.2], [True])

@@ -6,8 +6,8 @@ import matplotlib
 import pytest
 import torch
 
-from course_utils import cross_entropy_plots
-from course_utils.smoothing_explorer import SmoothingExplorer
+from course_utils.viz import ch04 as cross_entropy_plots
+from course_utils.viz.ch04 import SmoothingExplorer
 
 matplotlib.use("Agg")
 LOGITS = torch.tensor([2.0, 1.0, 0.0, -1.0], dtype=torch.float64)

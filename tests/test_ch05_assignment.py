@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_utils import assignments
-from course_utils.checks import evaluate
-from course_utils.items import call_case, expected_outcome, judge
+from course_utils.assessment import assignments
+from course_utils.assessment.checks import evaluate
+from course_utils.assessment.items import call_case, expected_outcome, judge
 
 A = assignments.load("05")
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from course_utils import information, likelihood
-from course_utils.checks import check, evaluate
-from course_utils.items import Unsupported, judge, to_plain
+from course_utils.assessment.checks import check, evaluate
+from course_utils.assessment.items import Unsupported, judge, to_plain
 
 
 def _one_line(feedback):
@@ -122,8 +122,8 @@ def test_judge_arrays_shapes_dtypes_and_nan():
 
 
 def test_earned_points_needs_the_hidden_cases_too():
-    from course_utils.assignments import find_item
-    from course_utils.items import earned_points
+    from course_utils.assessment.assignments import find_item
+    from course_utils.assessment.items import earned_points
 
     _, item = find_item("log_likelihood")
 

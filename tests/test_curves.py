@@ -3,8 +3,9 @@
 import matplotlib
 import pytest
 
-from course_utils import curves
+from course_utils import throughput
 from course_utils.train import History
+from course_utils.viz import ch05 as curves
 
 matplotlib.use("Agg")
 
@@ -17,12 +18,12 @@ def test_smooth_is_a_trailing_mean():
 
 
 def test_attention_cost_memory_grows_with_the_square_of_the_length():
-    cost = curves.attention_cost([16, 32, 64], d=8, heads=2, repeats=1)
+    cost = throughput.attention_cost([16, 32, 64], d=8, heads=2, repeats=1)
     assert cost["length"] == [16, 32, 64]
     assert cost["score_mib"] == [2 * t * t * 4 / 2**20 for t in (16, 32, 64)]
     assert all(s > 0 for s in cost["seconds"])
     with pytest.raises(ValueError):
-        curves.attention_cost([0])
+        throughput.attention_cost([0])
 
 
 def test_plots_have_labelled_axes():
@@ -30,7 +31,7 @@ def test_plots_have_labelled_axes():
     ax = curves.plot_curves({"run": h}, floors={"H": 1.0}, window=2)
     assert ax.get_xlabel() == "training step" and "nats" in ax.get_ylabel()
     assert len(ax.get_lines()) == 3
-    fig = curves.plot_attention_cost(curves.attention_cost([8, 16], d=4, heads=1, repeats=1))
+    fig = curves.plot_attention_cost(throughput.attention_cost([8, 16], d=4, heads=1, repeats=1))
     assert all(a.get_xlabel() == "sequence length T" for a in fig.axes)
     with pytest.raises(ValueError):
         curves.plot_curves({})

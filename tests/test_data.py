@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from course_utils.data import (
+from course_utils.synthetic import SyntheticLanguage
+from course_utils.text import (
     CharTokenizer,
-    SyntheticLanguage,
     WordTokenizer,
     load_text,
     python_docs_text,

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from course_utils import finetune as ft
+from course_utils import throughput
 
 
 class PrefixMeanLM(torch.nn.Module):
@@ -213,9 +214,9 @@ def test_turn_functions_reject_bad_turn_index(tok):
 
 def test_best_time_is_the_minimum():
     calls = []
-    assert ft.best_time(lambda: calls.append(1), repeats=4) >= 0 and len(calls) == 4
+    assert throughput.best_time(lambda: calls.append(1), repeats=4) >= 0 and len(calls) == 4
     with pytest.raises(ValueError, match="repeats"):
-        ft.best_time(lambda: None, repeats=0)
+        throughput.best_time(lambda: None, repeats=0)
 
 
 def test_train_sft_with_the_course_transformer_raises_heldout_likelihood_reproducibly(tok):
@@ -247,7 +248,7 @@ def test_figures_have_labelled_axes_and_reject_mismatched_inputs():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from course_utils import finetune_plots as fp
+    from course_utils.viz import ch06 as fp
 
     figs = [fp.sft_curves([0, 10], [-5.0, -1.0], [0.0, 0.5], [0.0, 0.4]),
             fp.dialogue_cost([1, 2], [0.001, 0.001], [0.001, 0.002]),
@@ -282,8 +283,8 @@ def test_one_pass_equals_per_turn_for_the_course_transformer(tok):
 # ---------------------------------------------------------------- chapter 06 assignment, fine-tuning items
 
 def _fails_somewhere(name, fn) -> bool:
-    from course_utils.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
-    from course_utils.items import failing_cases
+    from course_utils.assessment.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
+    from course_utils.assessment.items import failing_cases
 
     return bool(failing_cases(ASSIGNMENT.item(name), fn))
 
@@ -324,15 +325,15 @@ def test_classic_mistakes_fail_a_graded_case(name, label):
 
 @pytest.mark.parametrize("name", list(FINETUNE_WRONG))
 def test_references_pass_every_graded_case(name):
-    from course_utils.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
+    from course_utils.assessment.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
 
     assert not _fails_somewhere(name, ASSIGNMENT.item(name).reference)
 
 
 def test_chapter_06_concept_answers_accept_only_the_expected_choice():
-    from course_utils.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
-    from course_utils.checks import evaluate
-    from course_utils.items import AnswerItem
+    from course_utils.assessment.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
+    from course_utils.assessment.checks import evaluate
+    from course_utils.assessment.items import AnswerItem
 
     answers = [i for i in ASSIGNMENT.items if isinstance(i, AnswerItem)]
     assert len(answers) == 5
@@ -351,8 +352,8 @@ def _notebook_points(folder: str) -> dict[str, float]:
     import matplotlib
     import nbformat
 
-    from course_utils.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
-    from course_utils.items import earned_points
+    from course_utils.assessment.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
+    from course_utils.assessment.items import earned_points
 
     matplotlib.use("Agg")
     path = Path(__file__).resolve().parent.parent / folder / "06_fine_tuning_as_mle.ipynb"
@@ -372,7 +373,7 @@ def _notebook_points(folder: str) -> dict[str, float]:
 
 
 def test_chapter_06_solution_earns_every_point_and_the_exercise_none():
-    from course_utils.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
+    from course_utils.assessment.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
 
     solution = _notebook_points("solutions")
     assert sum(solution.values()) == ASSIGNMENT.max_score == 18, solution

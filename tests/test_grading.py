@@ -21,11 +21,15 @@ from pathlib import Path
 
 import pytest
 
-from course_utils import assignments
-from course_utils.grading.cli import DEFAULT_TIMEOUT_S, grade
-from course_utils.grading.notebook import UnreadableNotebook, code_cells_from_bytes, python_source
-from course_utils.grading.sandbox import Pool
-from course_utils.grading.scoring import Plan, check_plain
+from course_utils.assessment import assignments
+from course_utils.assessment.grading.cli import DEFAULT_TIMEOUT_S, grade
+from course_utils.assessment.grading.notebook import (
+    UnreadableNotebook,
+    code_cells_from_bytes,
+    python_source,
+)
+from course_utils.assessment.grading.sandbox import Pool
+from course_utils.assessment.grading.scoring import Plan, check_plain
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_ROOT = os.geteuid() == 0
@@ -34,7 +38,7 @@ FULL = 13  # chapter 01's maximum score
 
 # ---------------------------------------------------------------- a correct chapter 01 submission
 
-IMPORTS = "import math, os, sys, time\nimport numpy as np\nimport torch\nfrom course_utils.checks import check"
+IMPORTS = "import math, os, sys, time\nimport numpy as np\nimport torch\nfrom course_utils.assessment.checks import check"
 LOG_LIKELIHOOD = '''def log_likelihood(theta, flips):
     x = torch.as_tensor(flips, dtype=torch.float64)
     t = torch.tensor(float(theta), dtype=torch.float64)
@@ -131,7 +135,7 @@ class Graded:
         env = dict(os.environ, COURSE_GRADE_TEST_TAG=self.tag, OMP_NUM_THREADS="1")
         start = time.monotonic()
         self.proc = subprocess.run(
-            [sys.executable, "-m", "course_utils.grading", assignment, *targets, "--out", str(self.out), *args],
+            [sys.executable, "-m", "course_utils.assessment.grading", assignment, *targets, "--out", str(self.out), *args],
             capture_output=True, text=True, env=env, timeout=600)
         self.seconds = time.monotonic() - start
         self.unchanged = {p.name: sha(p) == before[p.name] for p in self.paths}
@@ -246,12 +250,12 @@ with open({escape!r}, "w") as f:  # /tmp is world-writable: allowed, and cleaned
 ANSWER_SPREAD_RATIO = 0.5 if refused == {n} else 0.25'''
 READS_REFERENCE = with_cells(replace={1: '''def _steal():
     try:
-        from course_utils.assignments import find_item
+        from course_utils.assessment.assignments import find_item
         return find_item("log_likelihood")[1].reference
     except ImportError:
         pass
     try:
-        import course_utils.grading.scoring
+        import course_utils.assessment.grading.scoring
         return None
     except ImportError:
         pass
@@ -569,7 +573,7 @@ def _owner(pid: str) -> int | None:
 # ---------------------------------------------------------------- command line
 
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "course_utils.grading", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "course_utils.assessment.grading", *args], capture_output=True,
                           text=True, cwd=cwd, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=120)
 
 
@@ -622,7 +626,7 @@ def test_gradescope_export_runs_the_same_grader(tmp_path):
     with zipfile.ZipFile(archive) as zf:
         names = set(zf.namelist())
         assert {"setup.sh", "run_autograder", "course/pyproject.toml",
-                "course/course_utils/grading/harness.py", "course/course_utils/items.py"} <= names
+                "course/course_utils/assessment/grading/harness.py", "course/course_utils/assessment/items.py"} <= names
         for script in ("setup.sh", "run_autograder"):
             assert (zf.getinfo(script).external_attr >> 16) & stat.S_IXUSR
         zf.extract("run_autograder", tmp_path)
@@ -690,7 +694,7 @@ def test_hidden_case_feedback_never_shows_the_expected_value():
 def test_world_readable_checks_every_parent():
     import tempfile
 
-    from course_utils.grading.sandbox import _world_readable
+    from course_utils.assessment.grading.sandbox import _world_readable
 
     base = Path(tempfile.mkdtemp())
     try:
@@ -710,7 +714,7 @@ def test_world_readable_checks_every_parent():
 
 
 def test_result_stream_from_the_child_is_parsed_defensively():
-    from course_utils.grading import sandbox
+    from course_utils.assessment.grading import sandbox
 
     run, buffer = sandbox.RunResult(), bytearray()
     good = json.dumps({"item": "bernoulli_mle", "final": False, "state": "ok", "outcomes": []}).encode()

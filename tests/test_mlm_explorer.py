@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from course_utils import mlm
-from course_utils.data import CharTokenizer
-from course_utils.mlm_explorer import MaskingExplorer, mlm_loss_curve, pll_vs_causal
+from course_utils.text import CharTokenizer
+from course_utils.viz.ch03 import MaskingExplorer, mlm_loss_curve, pll_vs_causal
 
 matplotlib.use("Agg")
 

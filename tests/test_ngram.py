@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from course_utils.data import CharTokenizer, SyntheticLanguage, python_docs_text
 from course_utils.ngram import (
     BigramModel,
     as_sequences,
@@ -16,6 +15,8 @@ from course_utils.ngram import (
     normalise_counts,
     with_temperature,
 )
+from course_utils.synthetic import SyntheticLanguage
+from course_utils.text import CharTokenizer, python_docs_text
 
 
 def test_counts_by_hand():

@@ -163,8 +163,8 @@ def test_toy_training_mle_is_faster_from_a_poor_start_and_pg_exact_gets_there():
 # ---------------------------------------------------------------- chapter 06 assignment, preference items
 
 def _fails_somewhere(name, fn) -> bool:
-    from course_utils.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
-    from course_utils.items import failing_cases
+    from course_utils.assessment.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
+    from course_utils.assessment.items import failing_cases
 
     return bool(failing_cases(ASSIGNMENT.item(name), fn))
 
@@ -212,7 +212,7 @@ def test_classic_mistakes_fail_a_graded_case(name, label):
 
 @pytest.mark.parametrize("name", list(PREFERENCE_WRONG))
 def test_references_and_a_gradient_ascent_answer_pass_every_graded_case(name):
-    from course_utils.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
+    from course_utils.assessment.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
 
     assert not _fails_somewhere(name, ASSIGNMENT.item(name).reference)
     if name == "fit_rewards":  # the approach the item asks for is accurate enough
@@ -222,7 +222,7 @@ def test_references_and_a_gradient_ascent_answer_pass_every_graded_case(name):
 # ---------------------------------------------------------------- the policy-gradient explorer
 
 def test_explorer_state_follows_the_sliders():
-    from course_utils.policy_explorer import PolicyGradientExplorer
+    from course_utils.viz.ch06 import PolicyGradientExplorer
 
     e = PolicyGradientExplorer(start_logit=-3.0, lr=1.0, draw=False)
     assert e.start_prob == pytest.approx(math.exp(-3) / (5 + math.exp(-3)))
@@ -241,7 +241,7 @@ def test_explorer_state_follows_the_sliders():
 
 
 def test_explorer_rejects_bad_settings():
-    from course_utils.policy_explorer import PolicyGradientExplorer
+    from course_utils.viz.ch06 import PolicyGradientExplorer
 
     for kwargs, message in [({"k": 1}, "k must"), ({"steps": 0}, "steps"), ({"threshold": 1.0}, "threshold")]:
         with pytest.raises(ValueError, match=message):

@@ -2,9 +2,9 @@
 
 import torch
 
-from course_utils.data import CharTokenizer
 from course_utils.models import Transformer, TransformerConfig
-from course_utils.sample_explorer import SampleExplorer
+from course_utils.text import CharTokenizer
+from course_utils.viz.ch05 import SampleExplorer
 
 TEXT = "the cat sat on the mat. " * 40
 TOK = CharTokenizer.from_text(TEXT)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from course_utils.likelihood import (
+from course_utils.sequences import (
     bits_per_token,
     dataset_log_likelihood,
     mean_token_log_likelihood,

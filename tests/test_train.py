@@ -8,15 +8,8 @@ import pytest
 import torch
 
 from course_utils.models import Transformer, TransformerConfig
-from course_utils.train import (
-    TrainConfig,
-    evaluate,
-    format_mfu,
-    learning_rate,
-    mfu,
-    peak_flops,
-    train,
-)
+from course_utils.throughput import format_mfu, mfu, peak_flops
+from course_utils.train import TrainConfig, evaluate, learning_rate, train
 
 CONFIG = TransformerConfig(vocab_size=7, context=16, n_layers=2, n_heads=2, d_model=16)
 
@@ -213,7 +206,7 @@ def test_bad_training_settings_are_named(kwargs):
 
 def test_packed_parameters_give_the_same_updates_as_plain_per_tensor_adamw():
     """The loop packs parameters into flat tensors; the result must equal textbook AdamW + clipping."""
-    from course_utils.data import random_batch
+    from course_utils.text import random_batch
 
     config = _quick(iterations=6, warmup=2, grad_clip=0.5)
     trained = Transformer(CONFIG)
@@ -239,7 +232,7 @@ def test_packed_parameters_give_the_same_updates_as_plain_per_tensor_adamw():
 
 
 def test_presets_build_valid_configurations():
-    from course_utils.runtime import preset
+    from course_utils.presets import preset
 
     for name in ("cpu", "cpu-fp32", "cpu-reference", "gpu"):
         p = preset(name)
@@ -297,7 +290,8 @@ def test_an_unknown_precision_is_named():
 
 
 def test_the_default_preset_trains_in_bf16_only_on_cpus_with_bf16_matrix_units():
-    from course_utils.runtime import cpu_has_bf16_matrix_units, cpu_preset_name, preset
+    from course_utils.presets import cpu_preset_name, preset
+    from course_utils.runtime import cpu_has_bf16_matrix_units
 
     assert preset("cpu")["train"]["precision"] == "bf16"
     assert preset("cpu-fp32")["train"]["precision"] == "fp32"

@@ -2,7 +2,7 @@
 
 import matplotlib
 
-from course_utils.widgets import LikelihoodExplorer
+from course_utils.viz.ch01 import LikelihoodExplorer
 
 matplotlib.use("Agg")
 

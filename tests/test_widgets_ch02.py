@@ -10,10 +10,12 @@ import torch
 
 matplotlib.use("Agg")
 
-from course_utils import plots  # noqa: E402
-from course_utils.data import CharTokenizer, SyntheticLanguage  # noqa: E402
+from course_utils import viz  # noqa: E402
 from course_utils.ngram import BigramModel  # noqa: E402
-from course_utils.widgets import SequenceExplorer  # noqa: E402
+from course_utils.synthetic import SyntheticLanguage  # noqa: E402
+from course_utils.text import CharTokenizer  # noqa: E402
+from course_utils.viz import ch02  # noqa: E402
+from course_utils.viz.ch02 import SequenceExplorer  # noqa: E402
 
 TEXT = "the cat sat on the mat. the dog sat on the log."
 
@@ -67,13 +69,13 @@ def test_explorer_draws_a_chart_without_error(model_and_tokenizer):
 
 
 def test_figures_have_labelled_axes():
-    fig = plots.token_log_probs(list("ab c"), [-0.5, -1.0, -math.inf, -0.2])
+    fig = viz.token_log_probs(list("ab c"), [-0.5, -1.0, -math.inf, -0.2])
     assert fig.axes[0].get_ylabel() and fig.axes[0].get_xlabel()
     lang = SyntheticLanguage.random(5, 1, 2, seed=0)
-    fig = plots.entropy_convergence([10, 100, 1000], [1.2, 0.9, 0.7], lang.entropy_rate() - 0.1)
+    fig = ch02.entropy_convergence([10, 100, 1000], [1.2, 0.9, 0.7], lang.entropy_rate() - 0.1)
     assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)
-    fig = plots.length_dominance([2, 3, 50], [-1.0, -2.0, -40.0])
+    fig = ch02.length_dominance([2, 3, 50], [-1.0, -2.0, -40.0])
     assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)
-    fig = plots.temperature_bars(list("abc"), torch.tensor([[0.5, 0.3, 0.2], [0.6, 0.3, 0.1]]), [1.0, 0.5])
+    fig = ch02.temperature_bars(list("abc"), torch.tensor([[0.5, 0.3, 0.2], [0.6, 0.3, 0.1]]), [1.0, 0.5])
     assert fig.axes[0].get_xlabel() and fig.axes[0].get_ylabel()
     matplotlib.pyplot.close("all")

@@ -24,13 +24,13 @@ import time
 import types
 from typing import Any
 
-from course_utils.items import Outcome, call_case, plain_outcome
-
+from ..items import Outcome, call_case, plain_outcome
 from .notebook import python_source
 
 RESULT_FD = 3
-_BLOCKED = ("course_utils.assignments", "course_utils.grading", "course_utils.checks",
-            "course_utils.authoring")
+_CHECKS = "course_utils.assessment.checks"
+_BLOCKED = ("course_utils.assessment.assignments", "course_utils.assessment.grading", _CHECKS,
+            "course_utils.assessment.authoring")
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _CLONE_NEWNET = 0x40000000
@@ -132,9 +132,10 @@ def _preimport(warm_up: bool = True) -> None:
             importlib.import_module(name)
         except Exception:  # optional extras; a notebook that needs them will say so itself
             pass
-    for mod in pkgutil.iter_modules(course_utils.__path__):
-        full = f"course_utils.{mod.name}"
-        if full in _BLOCKED:
+    for mod in pkgutil.walk_packages(course_utils.__path__, "course_utils.",
+                                     onerror=lambda name: None):
+        full = mod.name
+        if full.startswith(_BLOCKED):
             continue
         try:
             importlib.import_module(full)
@@ -148,7 +149,7 @@ def _preimport(warm_up: bool = True) -> None:
     if os.geteuid() == 0 and stdlib_hidden():
         _preimport_stdlib()
     for name in list(sys.modules):
-        if name.startswith(("course_utils.assignments", "course_utils.checks")):
+        if name.startswith(("course_utils.assessment.assignments", _CHECKS)):
             del sys.modules[name]
     import gc
 
@@ -430,13 +431,13 @@ class _Refuse(importlib.abc.MetaPathFinder):
     """Refuses imports of the grader and the assignment definitions inside the child."""
 
     def find_spec(self, name, path=None, target=None):
-        if any(name == b or name.startswith(b + ".") for b in _BLOCKED if b != "course_utils.checks"):
+        if any(name == b or name.startswith(b + ".") for b in _BLOCKED if b != _CHECKS):
             raise ImportError(f"{name} is not available while a submission is graded")
         return None
 
 
 def _checks_stub() -> types.ModuleType:
-    stub = types.ModuleType("course_utils.checks", "check() does nothing while a submission is graded.")
+    stub = types.ModuleType(_CHECKS, "check() does nothing while a submission is graded.")
 
     def check(name, value=None):
         return None
@@ -468,17 +469,17 @@ class Runner:
         self._send({"done": True})
 
     def _namespace(self) -> dict:
-        import course_utils
+        import course_utils.assessment as assessment
 
         for name in list(sys.modules):
             if name.startswith(_BLOCKED):
                 del sys.modules[name]
         for attr in ("assignments", "grading", "authoring"):
-            course_utils.__dict__.pop(attr, None)
+            assessment.__dict__.pop(attr, None)
         sys.meta_path.insert(0, _Refuse())
         stub = _checks_stub()
-        sys.modules["course_utils.checks"] = stub
-        course_utils.checks = stub
+        sys.modules[_CHECKS] = stub
+        assessment.checks = stub
         main = types.ModuleType("__main__")
         main.__dict__["__builtins__"] = builtins
         display = getattr(sys.modules.get("IPython.display"), "display", None)

@@ -6,14 +6,14 @@ import math
 
 import torch
 
-from ..items import AnswerItem, Assignment, Case, FunctionItem
-from ..mlm import (
+from ...mlm import (
     apply_plan,
     decisions_from_uniforms,
     masked_log_likelihood,
     mlm_loss,
     pll_from_masked_logits,
 )
+from ..items import AnswerItem, Assignment, Case, FunctionItem
 
 
 def masking_decisions(u_select, u_kind, rate, special) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Chapter 03's figures (MLM loss curve, PLL vs causal terms) and the masking explorer."""
+"""Chapter 03 figures and explorers: the MLM loss curve, pseudo-log-likelihood vs causal terms, masking."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
 
-from . import mlm
+from .. import mlm
+from .common import token_log_probs
 
 LogitsFn = Callable[[torch.Tensor], torch.Tensor]
 
-
-# ---------------------------------------------------------------- figures
 
 def mlm_loss_curve(steps: Sequence[int], train: Sequence[float], val_steps: Sequence[int],
                    val: Sequence[float], baseline: float) -> Figure:
@@ -53,8 +52,6 @@ def pll_vs_causal(labels: Sequence[str], pll_terms: Sequence[float], causal_term
     fig.tight_layout()
     return fig
 
-
-# ---------------------------------------------------------------- the explorer
 
 class MaskingExplorer:
     """Pick a sentence, a mask rate and a seed; see the masked positions, top predictions and loss.
@@ -146,12 +143,11 @@ class MaskingExplorer:
             f"<th>top {self.top_k} predictions</th><th>log Pr(original)</th></tr>{''.join(rows)}</table>"
         )
         if self.draw:
-            from . import plots
 
             self.plot.clear_output(wait=True)
             with self.plot:
                 labels = [repr(self.show(int(ids[i])))[1:-1] for i in self.positions]
-                plots.token_log_probs(labels, self.log_probs, title="log-probability of each original token")
+                token_log_probs(labels, self.log_probs, title="log-probability of each original token")
                 plt.show()
 
     def _ipython_display_(self) -> None:

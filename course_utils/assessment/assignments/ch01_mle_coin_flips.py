@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from ..information import kl_divergence
+from ...information import kl_divergence
+from ...likelihood import bernoulli_log_likelihood, bernoulli_mle, gaussian_mle
+from ...validate import as_tensor
 from ..items import AnswerItem, Assignment, Case, FunctionItem
-from ..likelihood import bernoulli_log_likelihood, bernoulli_mle, gaussian_mle
-from ..validate import as_tensor
 
 
 def best_theta(thetas, losses) -> float:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ...models import Transformer, TransformerConfig
 from ..items import AnswerItem, Assignment, Case, FunctionItem
-from ..models import Transformer, TransformerConfig
 
 
 def causal_mask(t: int) -> torch.Tensor:

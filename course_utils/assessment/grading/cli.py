@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `course-grade` and `python -m course_utils.grading`."""
+    """Entry point of `course-grade` and `python -m course_utils.assessment.grading`."""
     try:
         return _main(argv)
     except UsageError as exc:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from ..finetune import response_loss_mask
-from ..items import AnswerItem, Assignment, Case, FunctionItem
-from ..preferences import (
+from ...finetune import response_loss_mask
+from ...preferences import (
     bradley_terry_log_likelihood,
     fit_bradley_terry,
     policy_gradient,
     sample_comparisons,
 )
-from ..validate import as_tensor
+from ...validate import as_tensor
+from ..items import AnswerItem, Assignment, Case, FunctionItem
 
 
 def _logits_and_tokens(logits, tokens) -> tuple[torch.Tensor, torch.Tensor]:

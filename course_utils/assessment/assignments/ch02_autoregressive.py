@@ -6,16 +6,16 @@ import math
 
 import torch
 
-from ..data import SyntheticLanguage
-from ..items import AnswerItem, Assignment, Case, FunctionItem
-from ..likelihood import (
+from ...ngram import bigram_probabilities
+from ...sequences import (
     perplexity_from_log_probs,
     sequence_log_prob,
     sum_log_probs,
     temperature_distribution,
     two_sequence_objective,
 )
-from ..ngram import bigram_probabilities
+from ...synthetic import SyntheticLanguage
+from ..items import AnswerItem, Assignment, Case, FunctionItem
 
 
 def most_likely_sequence(sequences) -> int:

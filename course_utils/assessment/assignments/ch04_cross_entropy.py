@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import losses
+from ... import losses
 from ..items import AnswerItem, Assignment, Case, FunctionItem
 
 

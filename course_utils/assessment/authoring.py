@@ -1,7 +1,7 @@
 """Authoring: generate exercises from solutions, and execute notebooks to store their outputs.
 
-    python -m course_utils.authoring exercises [--check]
-    python -m course_utils.authoring outputs NOTEBOOK [NOTEBOOK ...]
+    python -m course_utils.assessment.authoring exercises [--check]
+    python -m course_utils.assessment.authoring outputs NOTEBOOK [NOTEBOOK ...]
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 PLACEHOLDER = 'raise NotImplementedError("Replace this line with your code.")'
 SOLUTION_ONLY = "solution-only"
@@ -124,7 +124,7 @@ def execute(path: Path, timeout: int = 900) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_utils.authoring", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m course_utils.assessment.authoring", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     ex = sub.add_parser("exercises", help="regenerate exercises/ from solutions/")

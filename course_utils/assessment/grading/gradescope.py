@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 _PACKAGE_FILES = ("pyproject.toml", "README.md", "LICENSE")
 
 SETUP_SH = """#!/usr/bin/env bash
@@ -34,7 +34,7 @@ if [ -z "$NOTEBOOK" ]; then
   exit 0
 fi
 OUT="$(mktemp -d)"
-"$PYTHON" -m course_utils.grading {key} "$NOTEBOOK" --out "$OUT" --jobs 1
+"$PYTHON" -m course_utils.assessment.grading {key} "$NOTEBOOK" --out "$OUT" --jobs 1
 STEM="$(basename "$NOTEBOOK" .ipynb)"
 cp "$OUT/$STEM.json" "$ROOT/results/results.json"
 """

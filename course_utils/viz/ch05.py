@@ -1,11 +1,64 @@
-"""Chapter 05 explorer: a temperature slider and a prompt, showing a trained model's sample and its log-probability."""
+"""Chapter 05 figures and explorers: training curves, attention cost, samples by temperature."""
 
 from __future__ import annotations
 
 import html
 
 import ipywidgets as W
+import matplotlib.pyplot as plt
 import torch
+
+from ..train import History
+
+
+def smooth(values: list[float], window: int = 20) -> list[float]:
+    """Trailing moving average (the first points average what exists so far)."""
+    if window < 1:
+        raise ValueError(f"window must be positive, got {window}")
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def plot_curves(runs: dict[str, History], floors: dict[str, float] | None = None, window: int = 20,
+                title: str = "training and validation loss", ax=None):
+    """Per run: the smoothed training loss (thin) and the validation NLL (dots); optional horizontal floors."""
+    if not runs:
+        raise ValueError("plot_curves needs at least one run")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    for i, (label, h) in enumerate(runs.items()):
+        color = f"C{i}"
+        ax.plot(h.steps, smooth(h.train_loss, window), color=color, lw=1, alpha=0.8, label=f"{label}: train")
+        ax.plot(h.val_steps, h.val_loss, "o-", color=color, ms=4, label=f"{label}: validation")
+    for j, (label, y) in enumerate((floors or {}).items()):
+        ax.axhline(y, color="k", ls=["--", ":", "-."][j % 3], lw=1, label=label)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("loss (nats per token)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_attention_cost(cost: dict[str, list[float]]):
+    """Time and memory of attention against sequence length on log-log axes, with a T² guide."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    t = cost["length"]
+    for ax, key, label in ((axes[0], "seconds", "time (s)"), (axes[1], "score_mib", "score matrix (MiB)")):
+        ax.loglog(t, cost[key], "o-", label="measured")
+        ax.loglog(t, [cost[key][-1] * (x / t[-1]) ** 2 for x in t], "k--", lw=1, label="∝ T²")
+        ax.set_xticks(t, [str(x) for x in t])
+        ax.minorticks_off()
+        ax.set_xlabel("sequence length T")
+        ax.set_ylabel(label)
+        ax.legend()
+    fig.suptitle("self-attention cost grows with the square of the length")
+    fig.tight_layout()
+    return fig
 
 
 class SampleExplorer:

@@ -1,57 +1,58 @@
-"""Interactive explorers built from ipywidgets; their state is testable by setting `.value`."""
+"""Chapter 02 figures and explorers: per-token log-probabilities, length, entropy convergence, temperature."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import ipywidgets as W
 import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
 
-from . import plots
-from .likelihood import bernoulli_likelihood, bernoulli_log_likelihood, bernoulli_mle
-from .validate import as_flips
+from .common import token_log_probs
 
 
-class LikelihoodExplorer:
-    """A θ slider and editable flips (H/T) redrawing L(θ) and ℓ(θ), with the MLE marked."""
+def entropy_convergence(ns: Sequence[int], cross_entropy: Sequence[float], entropy: float) -> Figure:
+    """Exact cross-entropy of models fitted on n tokens, falling towards the source's entropy rate."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8.0, 3.0), layout="constrained")
+    a.plot(ns, cross_entropy, "o-", label="fitted bigram: cross-entropy")
+    a.axhline(entropy, color="C2", linestyle=":", label=f"entropy rate H = {entropy:.4f}")
+    a.set(xscale="log", xlabel="training tokens n", ylabel="nats per token", title="CE → H")
+    a.legend(fontsize=8)
+    b.loglog(ns, np.asarray(cross_entropy) - entropy, "o-", color="C3")
+    b.set(xlabel="training tokens n", ylabel="CE − H = KL (nats per token)", title="the gap shrinks")
+    return fig
 
-    def __init__(self, flips: str = "HTHH", theta: float = 0.5, draw: bool = True):
-        self.theta = W.FloatSlider(value=theta, min=0.0, max=1.0, step=0.01, description="θ",
-                                   continuous_update=False, readout_format=".2f")
-        self.flips = W.Text(value=flips, description="flips", placeholder="e.g. HTHH")
-        self.summary = W.HTML()
-        self.plot = W.Output()
-        self.draw = draw
-        self.mle: float | None = None
-        self.theta.observe(self._update, names="value")
-        self.flips.observe(self._update, names="value")
-        self.widget = W.VBox([W.HBox([self.flips, self.theta]), self.summary, self.plot])
-        self._update()
 
-    def _update(self, _change: object = None) -> None:
-        try:
-            x = as_flips(self.flips.value)
-        except ValueError as exc:
-            self.mle = None
-            self.summary.value = f"❌ {exc}. Hint: type heads as H and tails as T, e.g. HTHH."
-            self.plot.clear_output()
-            return
-        t = self.theta.value
-        self.mle = bernoulli_mle(x)
-        k, n = int(x.sum()), x.numel()
-        self.summary.value = (
-            f"k = {k} heads in n = {n} flips · MLE θ̂ = k/n = {self.mle:.4f} · "
-            f"at θ = {t:.2f}: L = {bernoulli_likelihood(t, x):.4g}, "
-            f"ℓ = {bernoulli_log_likelihood(t, x):.4f}"
-        )
-        if self.draw:
-            self.plot.clear_output(wait=True)
-            with self.plot:
-                plots.likelihood_curves(x, theta=t)
-                plt.show()
+def length_dominance(lengths: Sequence[int], seq_log_probs: Sequence[float]) -> Figure:
+    """Each sequence's log-probability against its length: long ones carry most of the sum."""
+    n = np.asarray(list(lengths), dtype=float)
+    lp = np.asarray(list(seq_log_probs), dtype=float)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8.0, 3.0), layout="constrained")
+    a.scatter(n, lp, s=12)
+    a.set(xlabel="sequence length (tokens)", ylabel="log Pr(x) (nats)", title="one term per token")
+    order = np.argsort(-n)
+    share = np.cumsum(lp[order]) / lp.sum()
+    b.plot(np.arange(1, len(n) + 1) / len(n), share, label="share of the objective")
+    b.plot(np.arange(1, len(n) + 1) / len(n), np.cumsum(n[order]) / n.sum(), "--", label="share of the tokens")
+    b.set(xlabel="fraction of sequences (longest first)", ylabel="cumulative share",
+          title="sum ≈ tokens, not sequences")
+    b.legend(fontsize=8)
+    return fig
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
 
-        display(self.widget)
+def temperature_bars(labels: Sequence[str], probs: torch.Tensor, temperatures: Sequence[float]) -> Figure:
+    """The next-token distribution at several temperatures, as grouped bars."""
+    pos = np.arange(len(labels))
+    width = 0.8 / len(temperatures)
+    fig, ax = plt.subplots(layout="constrained")
+    for j, (t, row) in enumerate(zip(temperatures, probs, strict=True)):
+        ax.bar(pos + (j - (len(temperatures) - 1) / 2) * width, np.asarray(row), width=width, label=f"T = {t:g}")
+    ax.set_xticks(pos, [repr(s)[1:-1] or "␣" for s in labels])
+    ax.set(xlabel="next token", ylabel="probability", title="low T sharpens, high T flattens")
+    ax.legend(fontsize=8)
+    return fig
 
 
 class SequenceExplorer:
@@ -113,7 +114,7 @@ class SequenceExplorer:
         if self.draw:
             self.plot.clear_output(wait=True)
             with self.plot:
-                plots.token_log_probs(self.labels, self.log_probs)
+                token_log_probs(self.labels, self.log_probs)
                 plt.show()
 
     def _ipython_display_(self) -> None:

@@ -1,0 +1,150 @@
+"""Text for the models: corpora (Python's own docs, your files), character and word tokenizers, train/validation splits and batches."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+
+def python_docs_text() -> str:
+    """The prose of Python's own documentation (ships with CPython as `pydoc_data.topics`, ~0.5 MB).
+
+    Its exact content varies with the Python version, so results on it need tolerances.
+    """
+    from pydoc_data import topics
+
+    return "\n\n".join(topics.topics[key].strip() for key in sorted(topics.topics))
+
+
+def load_text(path: str | Path) -> str:
+    """A UTF-8 text file's content, with clear errors for a missing, empty or undecodable file.
+
+    A leading byte-order mark (written by some editors) is dropped, not kept as a character.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"no such file: {p}")
+    raw = p.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{p} is not UTF-8 text (byte {exc.start} cannot be decoded)") from None
+    if not text.strip():
+        raise ValueError(f"{p} is empty: a corpus needs some text")
+    return text
+
+
+@dataclass(frozen=True)
+class CharTokenizer:
+    """Characters ↔ integer ids; the vocabulary is the sorted set of characters of a text."""
+
+    chars: tuple[str, ...]
+
+    @classmethod
+    def from_text(cls, text: str) -> CharTokenizer:
+        if not isinstance(text, str) or not text:
+            raise ValueError("a tokenizer needs a non-empty text to build its vocabulary")
+        return cls(tuple(sorted(set(text))))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> torch.Tensor:
+        """Token ids (int64) of `text`; unknown characters are an error naming them."""
+        index = {c: i for i, c in enumerate(self.chars)}
+        unknown = sorted(set(text) - index.keys())
+        if unknown:
+            shown = ", ".join(repr(c) for c in unknown[:5])
+            raise ValueError(f"characters not in the vocabulary: {shown}{' …' if len(unknown) > 5 else ''}")
+        return torch.tensor([index[c] for c in text], dtype=torch.long)
+
+    def decode(self, ids: torch.Tensor | list[int]) -> str:
+        """The text of token ids; ids outside the vocabulary are an error."""
+        values = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+        bad = [i for i in values if not isinstance(i, int) or not 0 <= i < len(self.chars)]
+        if bad:
+            raise ValueError(f"token ids outside 0..{len(self.chars) - 1}: {bad[:5]}")
+        return "".join(self.chars[i] for i in values)
+
+
+def train_val_split(tokens: torch.Tensor, val_fraction: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split a 1-D token sequence into a leading training part and a trailing validation part."""
+    if tokens.ndim != 1:
+        raise ValueError(f"tokens must be 1-dimensional, got shape {tuple(tokens.shape)}")
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be strictly between 0 and 1, got {val_fraction}")
+    n_val = int(round(len(tokens) * val_fraction))
+    if n_val == 0 or n_val == len(tokens):
+        raise ValueError(f"splitting {len(tokens)} tokens with val_fraction={val_fraction} leaves a part empty")
+    return tokens[:-n_val], tokens[-n_val:]
+
+
+def random_batch(
+    tokens: torch.Tensor, context: int, batch_size: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`batch_size` random windows: inputs x[:, t] and next-token targets y[:, t] = x[:, t + 1]."""
+    if tokens.ndim != 1:
+        raise ValueError(f"tokens must be 1-dimensional, got shape {tuple(tokens.shape)}")
+    if context < 1 or batch_size < 1:
+        raise ValueError(f"context and batch_size must be positive, got {context} and {batch_size}")
+    if len(tokens) < context + 1:
+        raise ValueError(f"the corpus has {len(tokens)} tokens, fewer than context + 1 = {context + 1}")
+    starts = torch.randint(len(tokens) - context, (batch_size,), generator=generator)
+    offsets = torch.arange(context + 1)
+    windows = tokens[starts[:, None] + offsets]
+    return windows[:, :-1], windows[:, 1:]
+
+
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
+def split_words(text: str, lowercase: bool = False) -> list[str]:
+    """Words and punctuation marks of `text`, in order ("Hi, you." → ['Hi', ',', 'you', '.'])."""
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a string, got {type(text).__name__}")
+    return _WORD.findall(text.lower() if lowercase else text)
+
+
+@dataclass(frozen=True)
+class WordTokenizer:
+    """Words ↔ integer ids, for worked examples on sentences; the vocabulary is sorted."""
+
+    words: tuple[str, ...]
+    lowercase: bool = False
+
+    @classmethod
+    def from_text(cls, text: str | list[str], lowercase: bool = False) -> WordTokenizer:
+        """The vocabulary of the words of a text (or of several texts)."""
+        texts = [text] if isinstance(text, str) else text
+        if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
+            raise ValueError("a word tokenizer is built from a string or a list of strings")
+        vocab = {w for t in texts for w in split_words(t, lowercase)}
+        if not vocab:
+            raise ValueError("a tokenizer needs a text with at least one word to build its vocabulary")
+        return cls(tuple(sorted(vocab)), lowercase)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.words)
+
+    def encode(self, text: str) -> torch.Tensor:
+        """Token ids (int64) of the words of `text`; unknown words are an error naming them."""
+        index = {w: i for i, w in enumerate(self.words)}
+        tokens = split_words(text, self.lowercase)
+        unknown = sorted(set(tokens) - index.keys())
+        if unknown:
+            shown = ", ".join(repr(w) for w in unknown[:5])
+            raise ValueError(f"words not in the vocabulary: {shown}{' …' if len(unknown) > 5 else ''}")
+        return torch.tensor([index[w] for w in tokens], dtype=torch.long)
+
+    def decode(self, ids: torch.Tensor | list[int]) -> str:
+        """The words of token ids joined by single spaces; ids outside the vocabulary are an error."""
+        values = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+        bad = [i for i in values if not isinstance(i, int) or not 0 <= i < len(self.words)]
+        if bad:
+            raise ValueError(f"token ids outside 0..{len(self.words) - 1}: {bad[:5]}")
+        return " ".join(self.words[i] for i in values)

@@ -1,0 +1,10 @@
+"""Figures and interactive explorers: `style()` once per lesson, then one module per chapter.
+
+    viz.style()          the course's figure look (nothing changes on import)
+    viz.common           figures more than one chapter uses (`curve`, `token_log_probs`)
+    viz.ch01 … viz.ch06  each chapter's figures and explorers
+"""
+
+from .common import curve, style, token_log_probs
+
+__all__ = ["curve", "style", "token_log_probs"]
