@@ -52,6 +52,17 @@ def device(prefer: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def model_device(model: object) -> torch.device:
+    """Where a module's first parameter (or buffer) lives: its inputs must go there.
+
+    The CPU for a module with neither, and for anything that is not a module (a plain function).
+    """
+    if isinstance(model, torch.nn.Module):
+        for tensor in (*model.parameters(), *model.buffers()):
+            return tensor.device
+    return torch.device("cpu")
+
+
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())

@@ -41,3 +41,16 @@ def test_device_rejects_unknown_or_missing_devices():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA GPU"):
             runtime.device("cuda")
+
+
+def test_model_device_reads_the_first_parameter_or_buffer():
+    assert runtime.model_device(torch.nn.Linear(2, 2)) == torch.device("cpu")
+    assert runtime.model_device(torch.nn.ReLU()) == torch.device("cpu")  # nothing to read: the CPU
+    assert runtime.model_device(lambda ids: ids) == torch.device("cpu")  # not a module: the CPU
+    buffers_only = torch.nn.BatchNorm1d(3, affine=False)
+    assert runtime.model_device(buffers_only) == torch.device("cpu")
+    meta = torch.nn.Linear(2, 2, device="meta")
+    assert runtime.model_device(meta) == torch.device("meta")
+    meta_buffer = torch.nn.Module()
+    meta_buffer.register_buffer("table", torch.zeros(3, device="meta"))
+    assert runtime.model_device(meta_buffer) == torch.device("meta")
