@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from .validate import ArrayLike, as_distribution
+from .validate import ArrayLike, probability_vector
 
 
 def entropy(p: ArrayLike) -> float:
     """H(p) = -Σ p log p, with 0 log 0 = 0."""
-    pt = as_distribution(p, "p")
+    pt = probability_vector(p, "p")
     return float(-torch.special.xlogy(pt, pt).sum())
 
 
@@ -26,7 +26,7 @@ def kl_divergence(p: ArrayLike, q: ArrayLike) -> float:
 
 
 def _pair(p: ArrayLike, q: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:
-    pt, qt = as_distribution(p, "p"), as_distribution(q, "q")
+    pt, qt = probability_vector(p, "p"), probability_vector(q, "q")
     if pt.shape != qt.shape:
         raise ValueError(f"p and q must have the same length, got {pt.numel()} and {qt.numel()}")
     return pt, qt

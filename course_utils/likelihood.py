@@ -7,19 +7,19 @@ from collections.abc import Sequence
 
 import torch
 
-from .validate import ArrayLike, as_flips, as_probability, as_tensor
+from .validate import ArrayLike, as_flips, as_tensor, probability
 
 
 def bernoulli_likelihood(theta: float, flips: ArrayLike) -> float:
     """L(θ) = Π θ^x (1-θ)^(1-x): the product form, which underflows to 0 for long data."""
-    x, th = as_flips(flips), as_probability(theta)
+    x, th = as_flips(flips), probability(theta)
     probs = torch.where(x == 1, torch.tensor(th, dtype=torch.float64), torch.tensor(1 - th, dtype=torch.float64))
     return float(torch.prod(probs))
 
 
 def bernoulli_log_likelihood(theta: float, flips: ArrayLike) -> float:
     """ℓ(θ) = Σ [x log θ + (1-x) log(1-θ)]: the sum form, finite where the product underflows."""
-    x, th = as_flips(flips), as_probability(theta)
+    x, th = as_flips(flips), probability(theta)
     th_t = torch.tensor(th, dtype=torch.float64)
     return float((torch.special.xlogy(x, th_t) + torch.special.xlogy(1 - x, 1 - th_t)).sum())
 
@@ -60,7 +60,7 @@ def simulate_mle(
     theta: float, ns: Sequence[int], reps: int, generator: torch.Generator
 ) -> torch.Tensor:
     """θ̂ = k/n from `reps` fresh data sets of each size in `ns`: a tensor of shape (len(ns), reps)."""
-    th = as_probability(theta)
+    th = probability(theta)
     if len(ns) == 0 or any(int(n) < 1 for n in ns):
         raise ValueError(f"ns must be a non-empty list of positive sample sizes, got {list(ns)}")
     if not isinstance(reps, int) or reps < 1:
@@ -114,7 +114,7 @@ def markov_mle(flips: ArrayLike) -> tuple[float, float]:
 def markov_log_likelihood(flips: ArrayLike, p_h_after_t: float, p_h_after_h: float) -> float:
     """log Pr(x_2..x_n | x_1) under the two-state chain (the first flip is conditioned on)."""
     x = as_flips(flips)
-    a, b = as_probability(p_h_after_t, "p_h_after_t"), as_probability(p_h_after_h, "p_h_after_h")
+    a, b = probability(p_h_after_t, "p_h_after_t"), probability(p_h_after_h, "p_h_after_h")
     if x.numel() < 2:
         raise ValueError("a Markov chain needs at least 2 flips")
     p_heads = torch.where(x[:-1] == 1, torch.tensor(b, dtype=torch.float64), torch.tensor(a, dtype=torch.float64))

@@ -86,9 +86,9 @@ def perplexity_from_bits(bits: float) -> float:
 
 def temperature_distribution(probs: ArrayLike, temperature: float) -> torch.Tensor:
     """p_i^(1/T) / Σ_j p_j^(1/T): sampling probabilities at temperature T (T → 0 is greedy)."""
-    from .validate import as_distribution
+    from .validate import probability_vector
 
-    p = as_distribution(probs, "probs")
+    p = probability_vector(probs, "probs")
     t = _nonnegative(temperature, "temperature")
     if t == 0:
         return torch.nn.functional.one_hot(p.argmax(), p.numel()).double()
