@@ -1,10 +1,10 @@
-"""Entropy, cross-entropy and KL divergence between discrete distributions (natural log, nats)."""
+"""Entropy, cross-entropy and KL divergence between discrete distributions given as probability vectors (nats)."""
 
 from __future__ import annotations
 
 import torch
 
-from .validate import ArrayLike, probability_vector
+from .validate import ArrayLike, probability_vector, same_shape
 
 
 def entropy(p: ArrayLike) -> float:
@@ -13,8 +13,11 @@ def entropy(p: ArrayLike) -> float:
     return float(-torch.special.xlogy(pt, pt).sum())
 
 
-def cross_entropy(p: ArrayLike, q: ArrayLike) -> float:
-    """CE(p, q) = -Σ p log q; infinite when q is 0 where p is not."""
+def cross_entropy_between(p: ArrayLike, q: ArrayLike) -> float:
+    """CE(p, q) = -Σ p log q; infinite when q is 0 where p is not.
+
+    (`losses.cross_entropy` is the training loss: logits and target ids in, a tensor out.)
+    """
     pt, qt = _pair(p, q)
     return float(-torch.special.xlogy(pt, qt).sum())
 
@@ -27,6 +30,5 @@ def kl_divergence(p: ArrayLike, q: ArrayLike) -> float:
 
 def _pair(p: ArrayLike, q: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:
     pt, qt = probability_vector(p, "p"), probability_vector(q, "q")
-    if pt.shape != qt.shape:
-        raise ValueError(f"p and q must have the same length, got {pt.numel()} and {qt.numel()}")
+    same_shape(pt, qt, ("p", "q"))
     return pt, qt

@@ -1,4 +1,4 @@
-"""Cross-entropy from logits by a stable log-sum-exp, label smoothing, padding masks, entropy and KL.
+"""Cross-entropy from logits by a stable log-sum-exp: label smoothing, padding masks, the gradient.
 
 Every function works on logits `z` of shape (..., V), the last axis being the vocabulary, and
 computes in the logits' own dtype: the stable forms stay finite in float16 and bfloat16 (with
@@ -9,63 +9,12 @@ from __future__ import annotations
 
 import torch
 
-REDUCTIONS = ("mean", "sum", "none")
+from .validate import number_in, one_of, positive_int, token_ids
+
 IGNORE_INDEX = -100
+"""The target value of positions that are not predicted (PyTorch's default `ignore_index`); the course's only one."""
 
-
-# ---------------------------------------------------------------- validation
-
-def _as_logits(logits: torch.Tensor, name: str = "logits") -> torch.Tensor:
-    if not isinstance(logits, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor of shape (..., V), got {type(logits).__name__}")
-    if not logits.is_floating_point():
-        raise ValueError(f"{name} must be floating point, got dtype {logits.dtype}")
-    if logits.ndim < 1 or logits.shape[-1] < 1:
-        raise ValueError(f"{name} must have shape (..., V) with V >= 1, got {tuple(logits.shape)}")
-    if torch.isnan(logits).any() or (logits == float("inf")).any():
-        raise ValueError(f"{name} contain NaN or +inf; only -inf (a token ruled out) is allowed")
-    if logits.numel() and (logits == float("-inf")).all(dim=-1).any():
-        raise ValueError(f"a row of {name} is -inf everywhere: no token has any probability")
-    return logits
-
-
-def _as_targets(targets: torch.Tensor, logits: torch.Tensor, ignore_index: int) -> torch.Tensor:
-    if not isinstance(targets, torch.Tensor):
-        raise ValueError(f"targets must be a torch.Tensor of token ids, got {type(targets).__name__}")
-    if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
-        raise ValueError(f"targets must be integer token ids, got dtype {targets.dtype}")
-    if tuple(targets.shape) != tuple(logits.shape[:-1]):
-        raise ValueError(f"targets must have shape {tuple(logits.shape[:-1])} (logits without the "
-                         f"vocabulary axis), got {tuple(targets.shape)}")
-    vocab = logits.shape[-1]
-    used = targets[targets != ignore_index]
-    if used.numel() and (used.min() < 0 or used.max() >= vocab):
-        bad = int(used[(used < 0) | (used >= vocab)][0])
-        raise ValueError(f"target id {bad} is outside 0..{vocab - 1} (and is not ignore_index={ignore_index})")
-    return targets.long()
-
-
-def _as_mask(mask: torch.Tensor | None, targets: torch.Tensor) -> torch.Tensor:
-    if mask is None:
-        return torch.ones(targets.shape, dtype=torch.bool, device=targets.device)
-    m = torch.as_tensor(mask, device=targets.device)
-    if tuple(m.shape) != tuple(targets.shape):
-        raise ValueError(f"mask must have the targets' shape {tuple(targets.shape)}, got {tuple(m.shape)}")
-    if m.dtype != torch.bool:
-        if m.is_complex() or not ((m == 0) | (m == 1)).all():
-            raise ValueError("mask must be boolean, or contain only 0 (padding) and 1 (a real token)")
-        m = m == 1
-    return m
-
-
-def _check_smoothing(label_smoothing: float) -> float:
-    try:
-        eps = float(label_smoothing)
-    except (TypeError, ValueError):
-        raise ValueError(f"label_smoothing must be a number in [0, 1), got {label_smoothing!r}") from None
-    if not 0.0 <= eps < 1.0:
-        raise ValueError(f"label_smoothing must lie in [0, 1), got {eps}")
-    return eps
+REDUCTIONS = ("mean", "sum", "none")
 
 
 # ---------------------------------------------------------------- the stable core
@@ -76,18 +25,18 @@ def logsumexp(logits: torch.Tensor) -> torch.Tensor:
     Every exponent z_j - m is at most 0, so nothing overflows, and the largest term is exactly 1,
     so the sum is at least 1 and its log never underflows to -inf.
     """
-    z = _as_logits(logits)
+    z = _check_logits(logits)
     m = z.amax(dim=-1, keepdim=True)
     return (m + torch.log(torch.exp(z - m).sum(dim=-1, keepdim=True))).squeeze(-1)
 
 
 def log_softmax(logits: torch.Tensor) -> torch.Tensor:
     """log softmax(z)_j = z_j - logsumexp(z), over the last axis."""
-    return _log_softmax(_as_logits(logits))
+    return _log_softmax(_check_logits(logits))
 
 
 def _log_softmax(z: torch.Tensor) -> torch.Tensor:
-    """`log_softmax` for logits already validated (the same two lines as `logsumexp`)."""
+    """`log_softmax` for logits already checked (the same two lines as `logsumexp`)."""
     m = z.amax(dim=-1, keepdim=True)
     return z - (m + torch.log(torch.exp(z - m).sum(dim=-1, keepdim=True)))
 
@@ -98,8 +47,8 @@ def naive_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Te
     exp overflows to inf for large logits (inf / inf = NaN) and the probability of an unlikely
     target underflows to 0 (log 0 = -inf); use `cross_entropy` for real work.
     """
-    z = _as_logits(logits)
-    y = _as_targets(targets, z, IGNORE_INDEX)
+    z = _check_logits(logits)
+    y = _check_targets(targets, z.shape, IGNORE_INDEX)
     e = torch.exp(z)
     p = e / e.sum(dim=-1, keepdim=True)
     return -torch.log(p.gather(-1, y.unsqueeze(-1)).squeeze(-1))
@@ -109,10 +58,9 @@ def naive_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Te
 
 def smoothed_targets(targets: torch.Tensor, vocab_size: int, label_smoothing: float = 0.0) -> torch.Tensor:
     """The target distribution q = (1 - ε) onehot(y) + ε / V, shape targets.shape + (V,), float64."""
-    if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size < 1:
-        raise ValueError(f"vocab_size must be a positive integer, got {vocab_size!r}")
+    vocab_size = positive_int(vocab_size, "vocab_size")
     eps = _check_smoothing(label_smoothing)
-    y = _as_targets(targets, torch.empty(tuple(targets.shape) + (vocab_size,), device="meta"), IGNORE_INDEX)
+    y = _check_targets(targets, tuple(targets.shape) + (vocab_size,), IGNORE_INDEX)
     if (y == IGNORE_INDEX).any():
         raise ValueError("targets contain ignore_index: a padded position has no target distribution")
     onehot = torch.nn.functional.one_hot(y, vocab_size).double()
@@ -125,8 +73,8 @@ def token_losses(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: f
     Smoothed: CE(q, p) = (1 - ε)(-log p_y) + ε · mean_j(-log p_j). Positions whose target is
     `IGNORE_INDEX` get loss 0.
     """
-    z = _as_logits(logits)
-    return _token_losses(z, _as_targets(targets, z, IGNORE_INDEX), _check_smoothing(label_smoothing))
+    z = _check_logits(logits)
+    return _token_losses(z, _check_targets(targets, z.shape, IGNORE_INDEX), _check_smoothing(label_smoothing))
 
 
 def _token_losses(z: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
@@ -148,13 +96,11 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *, label_smoothin
     (the sum divided by the number of counted tokens: the mean negative log-likelihood).
     A mean over no counted token raises ValueError (PyTorch returns NaN there).
     """
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
-    z = _as_logits(logits)
-    y = _as_targets(targets, z, ignore_index)
-    eps = _check_smoothing(label_smoothing)
-    keep = _as_mask(mask, y) & (y != ignore_index)
-    loss = _token_losses(z, torch.where(keep, y, IGNORE_INDEX), eps)
+    one_of(reduction, REDUCTIONS, "reduction")
+    z = _check_logits(logits)
+    y = _check_targets(targets, z.shape, ignore_index)
+    keep = _check_mask(mask, y) & (y != ignore_index)
+    loss = _token_losses(z, torch.where(keep, y, IGNORE_INDEX), _check_smoothing(label_smoothing))
     if reduction == "none":
         return loss
     if reduction == "sum":
@@ -168,7 +114,7 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *, label_smoothin
 def sequence_nll(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None = None,
                  ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
     """Per-sequence summed loss -log Pr(x) over counted tokens: logits (B, T, V), targets (B, T) → (B,)."""
-    z = _as_logits(logits)
+    z = _check_logits(logits)
     if z.ndim != 3:
         raise ValueError(f"logits must have shape (batch, time, V), got {tuple(z.shape)}")
     return cross_entropy(z, targets, reduction="none", mask=mask, ignore_index=ignore_index).sum(dim=-1)
@@ -176,45 +122,48 @@ def sequence_nll(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
 
 def cross_entropy_grad(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
     """∂(per-token loss)/∂z = softmax(z) - q, with q the (smoothed) one-hot target; shape of logits."""
-    z = _as_logits(logits)
+    z = _check_logits(logits)
     q = smoothed_targets(targets, z.shape[-1], label_smoothing).to(z.dtype)
     return torch.exp(_log_softmax(z)) - q
 
 
-# ---------------------------------------------------------------- entropy, cross-entropy, KL
+# ---------------------------------------------------------------- guards
 
-def _xlogy_logp(p: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
-    """p · log p with the convention 0 · log 0 = 0 (also where log p is -inf)."""
-    return torch.where(p > 0, p * logp, torch.zeros((), dtype=logp.dtype, device=logp.device))
-
-
-def entropy(logits: torch.Tensor) -> torch.Tensor:
-    """H(softmax(z)) = -Σ_j p_j log p_j in nats, per row."""
-    logp = _log_softmax(_as_logits(logits))
-    return -_xlogy_logp(torch.exp(logp), logp).sum(dim=-1)
-
-
-def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
-    """CE(q, softmax(z)) = -Σ_j q_j log p_j per row, for a target distribution q (rows sum to 1)."""
-    z = _as_logits(logits)
-    q = torch.as_tensor(target_probs)
-    if not isinstance(target_probs, torch.Tensor) or not q.is_floating_point():
-        raise ValueError("target_probs must be a floating-point tensor of probabilities")
-    if q.shape != z.shape:
-        raise ValueError(f"target_probs must have the logits' shape {tuple(z.shape)}, got {tuple(q.shape)}")
-    if not torch.isfinite(q).all() or (q < 0).any():
-        raise ValueError("target_probs must be finite and non-negative")
-    if not torch.allclose(q.double().sum(dim=-1), torch.ones((), dtype=torch.float64), atol=1e-3):
-        raise ValueError("each row of target_probs must sum to 1")
-    logp = _log_softmax(z)
-    return -_xlogy_logp(q.to(logp.dtype), logp).sum(dim=-1)
+def _check_logits(logits: torch.Tensor, name: str = "logits") -> torch.Tensor:
+    if not isinstance(logits, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of shape (..., V), got {type(logits).__name__}")
+    if not logits.is_floating_point():
+        raise ValueError(f"{name} must be floating point, got dtype {logits.dtype}")
+    if logits.ndim < 1 or logits.shape[-1] < 1:
+        raise ValueError(f"{name} must have shape (..., V) with V >= 1, got {tuple(logits.shape)}")
+    if torch.isnan(logits).any() or (logits == float("inf")).any():
+        raise ValueError(f"{name} contain NaN or +inf; only -inf (a token ruled out) is allowed")
+    if logits.numel() and (logits == float("-inf")).all(dim=-1).any():
+        raise ValueError(f"a row of {name} is -inf everywhere: no token has any probability")
+    return logits
 
 
-def kl_divergence(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
-    """KL(softmax(p_logits) ‖ softmax(q_logits)) = Σ_j p_j (log p_j - log q_j), per row; ≥ 0."""
-    zp, zq = _as_logits(p_logits, "p_logits"), _as_logits(q_logits, "q_logits")
-    if zp.shape != zq.shape:
-        raise ValueError(f"p_logits and q_logits must have the same shape, got {tuple(zp.shape)} and {tuple(zq.shape)}")
-    logp, logq = _log_softmax(zp), _log_softmax(zq)
-    p = torch.exp(logp)
-    return (_xlogy_logp(p, logp) - _xlogy_logp(p, logq)).sum(dim=-1)
+def _check_targets(targets: torch.Tensor, logits_shape: tuple[int, ...], ignore_index: int) -> torch.Tensor:
+    """Target ids for logits of `logits_shape`: the logits' shape without the vocabulary axis."""
+    y = token_ids(targets, logits_shape[-1], "targets", ignore_index=ignore_index)
+    if tuple(y.shape) != tuple(logits_shape[:-1]):
+        raise ValueError(f"targets must have shape {tuple(logits_shape[:-1])} (logits without the "
+                         f"vocabulary axis), got {tuple(y.shape)}")
+    return y
+
+
+def _check_mask(mask: torch.Tensor | None, targets: torch.Tensor) -> torch.Tensor:
+    if mask is None:
+        return torch.ones(targets.shape, dtype=torch.bool, device=targets.device)
+    m = torch.as_tensor(mask, device=targets.device)
+    if tuple(m.shape) != tuple(targets.shape):
+        raise ValueError(f"mask must have the targets' shape {tuple(targets.shape)}, got {tuple(m.shape)}")
+    if m.dtype != torch.bool:
+        if m.is_complex() or not ((m == 0) | (m == 1)).all():
+            raise ValueError("mask must be boolean, or contain only 0 (padding) and 1 (a real token)")
+        m = m == 1
+    return m
+
+
+def _check_smoothing(label_smoothing: float) -> float:
+    return number_in(label_smoothing, "label_smoothing", 0.0, 1.0, include_high=False)

@@ -148,12 +148,25 @@ def as_tensor(values: ArrayLike, name: str, ndim: int | None = 1) -> torch.Tenso
 
 def probability_vector(p: ArrayLike, name: str) -> torch.Tensor:
     """A probability vector as float64: non-negative entries summing to 1 (to 1e-6)."""
-    t = as_tensor(p, name)
+    return _rows_of_probabilities(as_tensor(p, name), name)
+
+
+def probability_rows(p: ArrayLike, name: str) -> torch.Tensor:
+    """A float64 tensor of shape (..., V) whose every row along the last axis is a probability vector."""
+    t = as_tensor(p, name, ndim=None)
+    if t.ndim == 0:
+        raise ValueError(f"{name} must have shape (..., V), got a single number")
+    return _rows_of_probabilities(t, name)
+
+
+def _rows_of_probabilities(t: torch.Tensor, name: str) -> torch.Tensor:
     if (t < 0).any():
         raise ValueError(f"{name} has negative entries; probabilities must be >= 0")
-    total = float(t.sum())
-    if abs(total - 1.0) > 1e-6:
-        raise ValueError(f"{name} must sum to 1, but sums to {total:.6g}")
+    totals = t.sum(-1).reshape(-1)
+    worst = float(totals[(totals - 1.0).abs().argmax()])
+    if abs(worst - 1.0) > 1e-6:
+        each = "" if t.ndim == 1 else " along its last axis"
+        raise ValueError(f"{name} must sum to 1{each}, but sums to {worst:.6g}")
     return t
 
 

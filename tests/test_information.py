@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from course_utils import information as I
+from course_utils import losses
 
 
 def test_against_torch_distributions():
@@ -16,7 +17,7 @@ def test_against_torch_distributions():
         P, Q = torch.distributions.Categorical(probs=p), torch.distributions.Categorical(probs=q)
         assert I.entropy(p) == pytest.approx(P.entropy().item(), abs=1e-12)
         assert I.kl_divergence(p, q) == pytest.approx(torch.distributions.kl_divergence(P, Q).item(), abs=1e-12)
-        assert I.cross_entropy(p, q) == pytest.approx(I.entropy(p) + I.kl_divergence(p, q), abs=1e-12)
+        assert I.cross_entropy_between(p, q) == pytest.approx(I.entropy(p) + I.kl_divergence(p, q), abs=1e-12)
 
 
 def test_zero_probabilities():
@@ -32,10 +33,20 @@ def test_zero_probabilities():
         ([0.5, 0.6], [0.5, 0.5], "sum to 1"),
         ([-0.5, 1.5], [0.5, 0.5], "negative"),
         ([], [], "empty"),
-        ([0.5, 0.5], [1.0], "same length"),
+        ([0.5, 0.5], [1.0], r"p and q must have the same shape, got \(2,\) and \(1,\)"),
         ([[0.5, 0.5]], [[0.5, 0.5]], "1-dimensional"),
     ],
 )
 def test_bad_distributions(p, q, message):
     with pytest.raises(ValueError, match=message):
         I.kl_divergence(p, q)
+
+
+def test_no_name_is_shared_with_the_logit_losses():
+    # information takes probability vectors and returns floats; losses takes logits and returns tensors
+    def public(module):
+        return {n for n, v in vars(module).items() if callable(v) and not n.startswith("_")
+                and getattr(v, "__module__", None) == module.__name__}
+
+    assert public(I) == {"entropy", "cross_entropy_between", "kl_divergence"}
+    assert public(I) & public(losses) == set()

@@ -1,4 +1,4 @@
-"""Chapter 02's sequence maths in `course_utils.likelihood`."""
+"""Chapter 02's sequence maths in `course_utils.sequences`, and the one temperature function."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import torch
 from course_utils.sequences import (
     bits_per_token,
     dataset_log_likelihood,
-    mean_token_log_likelihood,
-    nats_per_token,
     perplexity,
     perplexity_from_bits,
     perplexity_from_log_probs,
@@ -69,10 +67,9 @@ def test_dataset_objective_and_the_2_5_change():
     assert dataset_log_likelihood(improved) - total == pytest.approx(2.5, abs=1e-12)
 
 
-def test_mean_per_token_weighs_tokens_equally():
+def test_dataset_objective_sums_every_token():
     data = [[0.5], [0.5] * 9]
     assert dataset_log_likelihood(data) == pytest.approx(10 * math.log(0.5))
-    assert mean_token_log_likelihood(data) == pytest.approx(math.log(0.5))
     with pytest.raises(ValueError, match="non-empty list"):
         dataset_log_likelihood([])
 
@@ -82,10 +79,9 @@ def test_perplexity_and_bits():
     assert perplexity_from_log_probs([math.log(0.25)] * 3) == pytest.approx(4.0)
     assert perplexity_from_log_probs([math.log(0.5), math.log(0.125)]) == pytest.approx(4.0)
     assert bits_per_token(math.log(8)) == pytest.approx(3.0)
-    assert nats_per_token(3.0) == pytest.approx(math.log(8))
     assert perplexity_from_bits(3.0) == pytest.approx(perplexity(math.log(8)))
     assert perplexity(0.0) == 1.0
-    for f in (perplexity, bits_per_token, nats_per_token, perplexity_from_bits):
+    for f in (perplexity, bits_per_token, perplexity_from_bits):
         with pytest.raises(ValueError):
             f(-0.1)
     with pytest.raises(ValueError, match="<= 0"):
@@ -99,7 +95,42 @@ def test_temperature_distribution():
     t = temperature_distribution(p, 2.0)
     root = torch.tensor(p, dtype=torch.float64) ** 0.5
     assert torch.allclose(t, root / root.sum())
-    with pytest.raises(ValueError, match="temperature"):
-        temperature_distribution(p, -1)
-    with pytest.raises(ValueError, match="sum to 1"):
+    for bad in (-1, float("nan"), float("inf"), "1", True):
+        with pytest.raises(ValueError, match="temperature must be a"):
+            temperature_distribution(p, bad)
+    with pytest.raises(ValueError, match="probs must sum to 1, but sums to 1.1"):
         temperature_distribution([0.5, 0.6], 1.0)
+    with pytest.raises(ValueError, match="probs must sum to 1 along its last axis"):
+        temperature_distribution([[0.5, 0.5], [0.5, 0.6]], 1.0)
+    with pytest.raises(ValueError, match="negative"):
+        temperature_distribution([1.5, -0.5], 1.0)
+
+
+def test_temperature_works_row_by_row_along_the_last_axis():
+    g = torch.Generator().manual_seed(0)
+    table = torch.softmax(torch.randn(3, 4, 6, generator=g, dtype=torch.float64), -1)
+    table[0, 0] = torch.tensor([0.0, 0.5, 0.0, 0.5, 0.0, 0.0])  # zeros stay zero; a tie goes to the first
+    for t in (0.0, 0.3, 1.0, 2.5):
+        whole = temperature_distribution(table, t)
+        assert whole.shape == table.shape and whole.dtype == torch.float64
+        for i in range(3):
+            for j in range(4):
+                torch.testing.assert_close(whole[i, j], temperature_distribution(table[i, j], t), rtol=0, atol=1e-15)
+    assert temperature_distribution(table[0, 0], 0).tolist() == [0.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+    assert temperature_distribution(table[0, 0], 0.5).tolist() == [0.0, 0.5, 0.0, 0.5, 0.0, 0.0]
+
+
+def test_temperature_of_softmax_is_softmax_of_scaled_logits():
+    z = torch.randn(5, 9, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 4
+    for t in (0.05, 0.7, 1.0, 3.0):
+        torch.testing.assert_close(temperature_distribution(torch.softmax(z, -1), t), torch.softmax(z / t, -1),
+                                   rtol=1e-12, atol=1e-12)
+
+
+def test_temperature_is_stable_near_zero():
+    p = [0.5, 0.3, 0.2]
+    # at T = 1e-3, p^(1/T) underflows to 0 for every entry (0/0); the ratios to the largest do not
+    assert temperature_distribution(p, 1e-3).tolist() == pytest.approx([1.0, 0.6**1000, 0.4**1000], rel=1e-9, abs=0)
+    for t in (1e-30, 1e-300):
+        assert temperature_distribution(p, t).tolist() == [1.0, 0.0, 0.0]
+    assert temperature_distribution([0.25, 0.25, 0.5], 1e-300).tolist() == [0.0, 0.0, 1.0]
