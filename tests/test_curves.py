@@ -28,7 +28,8 @@ def test_attention_cost_memory_grows_with_the_square_of_the_length():
 
 def test_plots_have_labelled_axes():
     h = History(steps=[1, 2, 3], train_loss=[3.0, 2.0, 1.5], val_steps=[3], val_loss=[1.8])
-    ax = curves.plot_curves({"run": h}, floors={"H": 1.0}, window=2)
+    fig = curves.plot_curves({"run": h}, floors={"H": 1.0}, window=2)
+    (ax,) = fig.axes
     assert ax.get_xlabel() == "training step" and "nats" in ax.get_ylabel()
     assert len(ax.get_lines()) == 3
     fig = curves.plot_attention_cost(throughput.attention_cost([8, 16], d=4, heads=1, repeats=1))

@@ -11,13 +11,17 @@ import torch
 from matplotlib.figure import Figure
 
 from ..likelihood import bernoulli_likelihood, bernoulli_log_likelihood, bernoulli_mle
-from ..validate import ArrayLike, as_flips
+from ..validate import ArrayLike, as_flips, finite_float, int_at_least, probability
+from .common import same_length, series
+from .explorer import Explorer, Rejected
 
 
 def likelihood_curves(flips: ArrayLike, theta: float | None = None, points: int = 201) -> Figure:
     """L(θ) and ℓ(θ) side by side, with the MLE (and optionally a chosen θ) marked."""
     x = as_flips(flips)
-    grid = np.linspace(0.0, 1.0, points)
+    if theta is not None:
+        theta = probability(theta, "theta")
+    grid = np.linspace(0.0, 1.0, int_at_least(points, "points", 2))
     lik = [bernoulli_likelihood(t, x) for t in grid]
     with np.errstate(divide="ignore"):
         loglik = [bernoulli_log_likelihood(t, x) for t in grid]
@@ -39,8 +43,11 @@ def likelihood_curves(flips: ArrayLike, theta: float | None = None, points: int 
 
 def consistency(ns: Sequence[int], estimates: torch.Tensor, theta: float) -> Figure:
     """θ̂ concentrating on θ as n grows (left) and its spread shrinking like 1/√n (right)."""
-    ns_arr = np.asarray(ns, dtype=float)
-    est = estimates.numpy()
+    ns_arr = series(ns, "ns", positive=True)
+    est = torch.as_tensor(estimates, dtype=torch.float64).numpy()
+    if est.ndim != 2 or est.shape[0] != len(ns_arr):
+        raise ValueError(f"estimates must have shape (len(ns), replicates) = ({len(ns_arr)}, r), got {est.shape}")
+    theta = probability(theta, "theta")
     lo, hi = np.percentile(est, [2.5, 97.5], axis=1)
     fig, (a, b) = plt.subplots(1, 2, figsize=(8.0, 3.0), layout="constrained")
     a.fill_between(ns_arr, lo, hi, alpha=0.3, label="middle 95 % of θ̂")
@@ -58,6 +65,9 @@ def consistency(ns: Sequence[int], estimates: torch.Tensor, theta: float) -> Fig
 def cross_entropy_floor(thetas: Sequence[float], ce: Sequence[float], entropy: float,
                         theta_hat: float) -> Figure:
     """CE(p_data, p_θ) against θ: its minimum is H(p_data), reached at the MLE; the gap is the KL."""
+    same_length(thetas=thetas, ce=ce)
+    thetas, ce = series(thetas, "thetas"), series(ce, "ce")
+    entropy, theta_hat = finite_float(entropy, "entropy"), probability(theta_hat, "theta_hat")
     fig, ax = plt.subplots(layout="constrained")
     ax.plot(thetas, ce, label="cross-entropy CE(p_data, p_θ)")
     ax.axhline(entropy, color="C2", linestyle=":", label=f"entropy H(p_data) = {entropy:.4f}")
@@ -69,6 +79,8 @@ def cross_entropy_floor(thetas: Sequence[float], ce: Sequence[float], entropy: f
 
 def heldout_comparison(labels: Sequence[str], train: Sequence[float], heldout: Sequence[float]) -> Figure:
     """Per-token log-likelihood of several models on training and held-out data, as grouped bars."""
+    same_length(labels=labels, train=train, heldout=heldout)
+    train, heldout = series(train, "train"), series(heldout, "heldout")
     pos = np.arange(len(labels))
     fig, ax = plt.subplots(layout="constrained")
     ax.bar(pos - 0.2, train, width=0.4, label="training data")
@@ -79,45 +91,34 @@ def heldout_comparison(labels: Sequence[str], train: Sequence[float], heldout: S
     return fig
 
 
-class LikelihoodExplorer:
-    """A θ slider and editable flips (H/T) redrawing L(θ) and ℓ(θ), with the MLE marked."""
+class LikelihoodExplorer(Explorer):
+    """A θ slider and editable flips (H/T) redrawing L(θ) and ℓ(θ), with the MLE marked.
 
-    def __init__(self, flips: str = "HTHH", theta: float = 0.5, draw: bool = True):
+    State after each change: `mle` (k/n for the typed flips, or None when they cannot be read).
+    """
+
+    def __init__(self, flips: str = "HTHH", theta: float = 0.5, draw: bool = True) -> None:
         self.theta = W.FloatSlider(value=theta, min=0.0, max=1.0, step=0.01, description="θ",
                                    continuous_update=False, readout_format=".2f")
         self.flips = W.Text(value=flips, description="flips", placeholder="e.g. HTHH")
-        self.summary = W.HTML()
-        self.plot = W.Output()
-        self.draw = draw
         self.mle: float | None = None
-        self.theta.observe(self._update, names="value")
-        self.flips.observe(self._update, names="value")
-        self.widget = W.VBox([W.HBox([self.flips, self.theta]), self.summary, self.plot])
-        self._update()
+        self._data: torch.Tensor | None = None
+        super().__init__([[self.flips, self.theta]], draw)
 
-    def _update(self, _change: object = None) -> None:
+    def compute(self) -> str:
         try:
             x = as_flips(self.flips.value)
         except ValueError as exc:
-            self.mle = None
-            self.summary.value = f"❌ {exc}. Hint: type heads as H and tails as T, e.g. HTHH."
-            self.plot.clear_output()
-            return
+            raise Rejected(str(exc), "type heads as H and tails as T, e.g. HTHH") from None
         t = self.theta.value
-        self.mle = bernoulli_mle(x)
+        self._data, self.mle = x, bernoulli_mle(x)
         k, n = int(x.sum()), x.numel()
-        self.summary.value = (
-            f"k = {k} heads in n = {n} flips · MLE θ̂ = k/n = {self.mle:.4f} · "
-            f"at θ = {t:.2f}: L = {bernoulli_likelihood(t, x):.4g}, "
-            f"ℓ = {bernoulli_log_likelihood(t, x):.4f}"
-        )
-        if self.draw:
-            self.plot.clear_output(wait=True)
-            with self.plot:
-                likelihood_curves(x, theta=t)
-                plt.show()
+        return (f"k = {k} heads in n = {n} flips · MLE θ̂ = k/n = {self.mle:.4f} · "
+                f"at θ = {t:.2f}: L = {bernoulli_likelihood(t, x):.4g}, "
+                f"ℓ = {bernoulli_log_likelihood(t, x):.4f}")
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
+    def reset(self) -> None:
+        self._data, self.mle = None, None
 
-        display(self.widget)
+    def make_figure(self) -> Figure:
+        return likelihood_curves(self._data, theta=self.theta.value)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import html
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
@@ -10,11 +12,20 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from .common import token_log_probs
+from ..validate import finite_float
+from .common import same_length, series, token_log_probs
+from .explorer import Explorer, Rejected
+
+if TYPE_CHECKING:  # annotations only: the explorer works with any model and tokenizer of this shape
+    from ..ngram import BigramModel
+    from ..text import CharTokenizer, WordTokenizer
 
 
 def entropy_convergence(ns: Sequence[int], cross_entropy: Sequence[float], entropy: float) -> Figure:
     """Exact cross-entropy of models fitted on n tokens, falling towards the source's entropy rate."""
+    same_length(ns=ns, cross_entropy=cross_entropy)
+    ns, cross_entropy = series(ns, "ns", positive=True), series(cross_entropy, "cross_entropy")
+    entropy = finite_float(entropy, "entropy")
     fig, (a, b) = plt.subplots(1, 2, figsize=(8.0, 3.0), layout="constrained")
     a.plot(ns, cross_entropy, "o-", label="fitted bigram: cross-entropy")
     a.axhline(entropy, color="C2", linestyle=":", label=f"entropy rate H = {entropy:.4f}")
@@ -27,8 +38,8 @@ def entropy_convergence(ns: Sequence[int], cross_entropy: Sequence[float], entro
 
 def length_dominance(lengths: Sequence[int], seq_log_probs: Sequence[float]) -> Figure:
     """Each sequence's log-probability against its length: long ones carry most of the sum."""
-    n = np.asarray(list(lengths), dtype=float)
-    lp = np.asarray(list(seq_log_probs), dtype=float)
+    same_length(lengths=lengths, seq_log_probs=seq_log_probs)
+    n, lp = series(lengths, "lengths", positive=True), series(seq_log_probs, "seq_log_probs")
     fig, (a, b) = plt.subplots(1, 2, figsize=(8.0, 3.0), layout="constrained")
     a.scatter(n, lp, s=12)
     a.set(xlabel="sequence length (tokens)", ylabel="log Pr(x) (nats)", title="one term per token")
@@ -43,41 +54,44 @@ def length_dominance(lengths: Sequence[int], seq_log_probs: Sequence[float]) -> 
 
 
 def temperature_bars(labels: Sequence[str], probs: torch.Tensor, temperatures: Sequence[float]) -> Figure:
-    """The next-token distribution at several temperatures, as grouped bars."""
+    """The next-token distribution at several temperatures, as grouped bars (one row of `probs` per temperature)."""
+    series(temperatures, "temperatures")
+    rows = torch.as_tensor(probs, dtype=torch.float64)
+    if rows.shape != (len(temperatures), len(labels)):
+        raise ValueError(f"probs must have shape (len(temperatures), len(labels)) = "
+                         f"({len(temperatures)}, {len(labels)}), got {tuple(rows.shape)}")
     pos = np.arange(len(labels))
     width = 0.8 / len(temperatures)
     fig, ax = plt.subplots(layout="constrained")
-    for j, (t, row) in enumerate(zip(temperatures, probs, strict=True)):
-        ax.bar(pos + (j - (len(temperatures) - 1) / 2) * width, np.asarray(row), width=width, label=f"T = {t:g}")
+    for j, (t, row) in enumerate(zip(temperatures, rows.numpy(), strict=True)):
+        ax.bar(pos + (j - (len(temperatures) - 1) / 2) * width, row, width=width, label=f"T = {t:g}")
     ax.set_xticks(pos, [repr(s)[1:-1] or "␣" for s in labels])
     ax.set(xlabel="next token", ylabel="probability", title="low T sharpens, high T flattens")
     ax.legend(fontsize=8)
     return fig
 
 
-class SequenceExplorer:
+class SequenceExplorer(Explorer):
     """Type a text and see each token's log-probability under a model, with the running total.
 
     `score(text)` must return (labels, log_probs) or raise ValueError (e.g. an unknown
-    character); the explorer shows the error as a ❌ line instead of a chart.
+    character); the explorer shows the error as a ❌ line instead of a chart. State after each
+    change: `labels`, `log_probs` and their sum `total` (None when the text cannot be scored).
     """
 
-    def __init__(self, score, text: str = "the cat", draw: bool = True):
+    def __init__(self, score: Callable[[str], tuple[Sequence[str], Sequence[float]]], text: str = "the cat",
+                 draw: bool = True) -> None:
         self.score = score
         self.text = W.Text(value=text, description="text", continuous_update=False,
                            layout=W.Layout(width="60%"))
-        self.summary = W.HTML()
-        self.plot = W.Output()
-        self.draw = draw
         self.labels: list[str] = []
         self.log_probs: list[float] = []
         self.total: float | None = None
-        self.text.observe(self._update, names="value")
-        self.widget = W.VBox([self.text, self.summary, self.plot])
-        self._update()
+        super().__init__([self.text], draw)
 
     @classmethod
-    def for_bigram(cls, model, tokenizer, text: str = "the cat", draw: bool = True) -> SequenceExplorer:
+    def for_bigram(cls, model: BigramModel, tokenizer: CharTokenizer | WordTokenizer, text: str = "the cat",
+                   draw: bool = True) -> SequenceExplorer:
         """An explorer for a `BigramModel` over a character (or word) tokenizer's ids."""
 
         def score(value: str) -> tuple[list[str], list[float]]:
@@ -89,35 +103,23 @@ class SequenceExplorer:
 
         return cls(score, text, draw)
 
-    def _update(self, _change: object = None) -> None:
+    def compute(self) -> str:
         try:
             labels, log_probs = self.score(self.text.value)
         except ValueError as exc:
-            self.labels, self.log_probs, self.total = [], [], None
-            self.summary.value = f"❌ {exc}. Hint: use only characters the model has seen."
-            self.plot.clear_output()
-            return
+            raise Rejected(str(exc), "use only characters the model has seen") from None
+        if len(log_probs) == 0:
+            raise Rejected("nothing to score", "type at least one character")
         self.labels, self.log_probs = list(labels), [float(v) for v in log_probs]
-        if not self.log_probs:
-            self.total = None
-            self.summary.value = "❌ nothing to score. Hint: type at least one character."
-            self.plot.clear_output()
-            return
         self.total = float(sum(self.log_probs))
         worst = min(range(len(self.log_probs)), key=self.log_probs.__getitem__)
         mean = self.total / len(self.log_probs)
-        self.summary.value = (
-            f"{len(self.log_probs)} tokens · log Pr = {self.total:.4f} nats · "
-            f"mean {mean:.4f} nats/token · least likely: {self.labels[worst]!r} "
-            f"({self.log_probs[worst]:.4f})"
-        )
-        if self.draw:
-            self.plot.clear_output(wait=True)
-            with self.plot:
-                token_log_probs(self.labels, self.log_probs)
-                plt.show()
+        return (f"{len(self.log_probs)} tokens · log Pr = {self.total:.4f} nats · "
+                f"mean {mean:.4f} nats/token · least likely: {html.escape(repr(self.labels[worst]), quote=False)} "
+                f"({self.log_probs[worst]:.4f})")
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
+    def reset(self) -> None:
+        self.labels, self.log_probs, self.total = [], [], None
 
-        display(self.widget)
+    def make_figure(self) -> Figure:
+        return token_log_probs(self.labels, self.log_probs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping, Sequence
 
 import ipywidgets as W
@@ -11,6 +12,9 @@ import torch
 from matplotlib.figure import Figure
 
 from .. import losses
+from ..validate import finite_float
+from .common import same_length, series
+from .explorer import Explorer
 
 _STYLES = ("-", "--", ":", "-.")
 
@@ -23,9 +27,11 @@ def loss_curves(curves: Mapping[str, Sequence[float]], title: str = "", entropy:
     """
     if not curves:
         raise ValueError("curves is empty: give at least one named curve")
+    if entropy is not None:
+        entropy = finite_float(entropy, "entropy")
     fig, ax = plt.subplots(layout="constrained")
     for i, (label, values) in enumerate(curves.items()):
-        v = np.asarray(list(values), dtype=float)
+        v = series(values, f"curve {label!r}")
         ax.plot(np.arange(1, len(v) + 1), v, linestyle=_STYLES[i % len(_STYLES)],
                 linewidth=2.5 if i == 0 else 1.5, label=label)
     if entropy is not None:
@@ -37,10 +43,14 @@ def loss_curves(curves: Mapping[str, Sequence[float]], title: str = "", entropy:
 
 def stability(scales: Sequence[float], curves: Mapping[str, Sequence[float]], title: str = "") -> Figure:
     """Loss against the size of the logits, each method's curve ending where it stops being finite."""
+    if not curves:
+        raise ValueError("curves is empty: give at least one named curve")
+    x = series(scales, "scales", positive=True)
+    for label, values in curves.items():
+        same_length(scales=scales, **{f"curve {label!r}": values})
     fig, ax = plt.subplots(layout="constrained")
-    x = np.asarray(scales, dtype=float)
     for i, (label, values) in enumerate(curves.items()):
-        v = np.asarray(list(values), dtype=float)
+        v = series(values, f"curve {label!r}")
         finite = np.isfinite(v)
         ax.plot(x[finite], v[finite], linestyle=_STYLES[i % len(_STYLES)], marker="o", markersize=3,
                 label=label)
@@ -71,7 +81,7 @@ def target_and_model(labels: Sequence[str], target: torch.Tensor, model: torch.T
     return fig
 
 
-class SmoothingExplorer:
+class SmoothingExplorer(Explorer):
     """An ε slider and a target-token menu for one prediction `logits` over tokens `labels`.
 
     State after each change: `q` (target distribution), `loss` (smoothed cross-entropy), `nll`
@@ -79,7 +89,7 @@ class SmoothingExplorer:
     """
 
     def __init__(self, logits: torch.Tensor, labels: Sequence[str], target: int = 0, epsilon: float = 0.1,
-                 draw: bool = True):
+                 draw: bool = True) -> None:
         z = torch.as_tensor(logits, dtype=torch.float64) if not isinstance(logits, torch.Tensor) else logits.double()
         if z.ndim != 1:
             raise ValueError(f"logits must be one prediction of shape (V,), got {tuple(z.shape)}")
@@ -93,22 +103,16 @@ class SmoothingExplorer:
                                      continuous_update=False, readout_format=".2f")
         self.target = W.Dropdown(options=[(s, i) for i, s in enumerate(self.labels)], value=target,
                                  description="target")
-        self.summary = W.HTML()
-        self.plot = W.Output()
-        self.draw = draw
         self.q = torch.zeros_like(z)
         self.loss = self.nll = self.gap = self.extra = float("nan")
-        self.epsilon.observe(self._update, names="value")
-        self.target.observe(self._update, names="value")
-        self.widget = W.VBox([W.HBox([self.target, self.epsilon]), self.summary, self.plot])
-        self._update()
+        super().__init__([[self.target, self.epsilon]], draw)
 
     @property
     def p(self) -> torch.Tensor:
         """The model's distribution softmax(z)."""
         return torch.exp(self.logits)
 
-    def _update(self, _change: object = None) -> None:
+    def compute(self) -> str:
         eps, y = float(self.epsilon.value), torch.tensor(int(self.target.value))
         self.q = losses.smoothed_targets(y, self.logits.numel(), eps)
         self.loss = float(losses.cross_entropy(self.logits, y, label_smoothing=eps))
@@ -116,19 +120,9 @@ class SmoothingExplorer:
         uniform = float(-self.logits.mean())
         self.gap = self.loss - self.nll
         self.extra = eps * (uniform - self.nll)
-        self.summary.value = (
-            f"target {self.labels[int(y)]!r}, p = {float(self.p[int(y)]):.4f} · ε = {eps:.2f} · "
-            f"smoothed loss {self.loss:.4f} · NLL −log p = {self.nll:.4f} · gap {self.gap:.4f} "
-            f"= ε·(CE(uniform, p) − NLL) = {eps:.2f}·({uniform:.4f} − {self.nll:.4f})"
-        )
-        if self.draw:
-            self.plot.clear_output(wait=True)
-            with self.plot:
-                target_and_model(self.labels, self.q, self.p,
-                                                     title=f"label smoothing ε = {eps:.2f}")
-                plt.show()
+        return (f"target {html.escape(repr(self.labels[int(y)]), quote=False)}, p = {float(self.p[int(y)]):.4f} · "
+                f"ε = {eps:.2f} · smoothed loss {self.loss:.4f} · NLL −log p = {self.nll:.4f} · gap {self.gap:.4f} "
+                f"= ε·(CE(uniform, p) − NLL) = {eps:.2f}·({uniform:.4f} − {self.nll:.4f})")
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+    def make_figure(self) -> Figure:
+        return target_and_model(self.labels, self.q, self.p, title=f"label smoothing ε = {self.epsilon.value:.2f}")

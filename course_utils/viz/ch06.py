@@ -11,25 +11,22 @@ import torch
 from matplotlib.figure import Figure
 
 from ..preferences import train_toy_policy
-
-
-def _check_lengths(**named: Sequence) -> None:
-    lengths = {name: len(v) for name, v in named.items()}
-    if len(set(lengths.values())) != 1:
-        raise ValueError(f"these sequences must have the same length: {lengths}")
+from ..validate import int_at_least, number_in, positive_int
+from .common import same_length, series
+from .explorer import Explorer
 
 
 def sft_curves(steps: Sequence[int], heldout_log_prob: Sequence[float], accuracy: Sequence[float],
                full_loss_accuracy: Sequence[float] | None = None) -> Figure:
     """Held-out mean log Pr(y | x) and exact-match accuracy against fine-tuning steps."""
-    _check_lengths(steps=steps, heldout_log_prob=heldout_log_prob, accuracy=accuracy)
+    same_length(steps=steps, heldout_log_prob=heldout_log_prob, accuracy=accuracy)
     fig, (a, b) = plt.subplots(1, 2, figsize=(8.5, 3.0), layout="constrained")
     a.plot(steps, heldout_log_prob, marker="o", ms=3)
     a.set(xlabel="fine-tuning step", ylabel="mean log Pr(y | x) (nats)",
           title="held-out conditional log-likelihood")
     b.plot(steps, accuracy, marker="o", ms=3, label="loss on the response only")
     if full_loss_accuracy is not None:
-        _check_lengths(steps=steps, full_loss_accuracy=full_loss_accuracy)
+        same_length(steps=steps, full_loss_accuracy=full_loss_accuracy)
         b.plot(steps, full_loss_accuracy, marker="s", ms=3, alpha=0.7, label="loss on prompt + response")
         b.legend(fontsize=8)
     b.set(xlabel="fine-tuning step", ylabel="exact-match accuracy", ylim=(-0.03, 1.03),
@@ -39,8 +36,9 @@ def sft_curves(steps: Sequence[int], heldout_log_prob: Sequence[float], accuracy
 
 def dialogue_cost(turns: Sequence[int], one_pass_s: Sequence[float], per_turn_s: Sequence[float]) -> Figure:
     """Time for all assistant turns' log-probabilities: one forward pass vs one pass per turn."""
-    _check_lengths(turns=turns, one_pass_s=one_pass_s, per_turn_s=per_turn_s)
-    one, per = np.asarray(one_pass_s) * 1e3, np.asarray(per_turn_s) * 1e3
+    same_length(turns=turns, one_pass_s=one_pass_s, per_turn_s=per_turn_s)
+    one = series(one_pass_s, "one_pass_s", positive=True) * 1e3
+    per = series(per_turn_s, "per_turn_s", positive=True) * 1e3
     fig, (a, b) = plt.subplots(1, 2, figsize=(8.5, 3.0), layout="constrained")
     a.plot(turns, per, marker="o", label="one pass per turn")
     a.plot(turns, one, marker="o", label="one pass with a loss mask")
@@ -60,6 +58,10 @@ def reward_recovery(true_rewards: torch.Tensor, fitted: torch.Tensor, std_err: t
     t, f, s = (np.asarray(torch.as_tensor(v, dtype=torch.float64)) for v in (true_rewards, fitted, std_err))
     if not t.shape == f.shape == s.shape:
         raise ValueError(f"true_rewards, fitted and std_err must have the same shape, got {t.shape}, {f.shape}, {s.shape}")
+    if t.ndim != 1:
+        raise ValueError(f"true_rewards must be one reward per item (1-D), got shape {t.shape}")
+    if labels is not None:
+        same_length(labels=labels, true_rewards=t)
     fig, ax = plt.subplots(figsize=(4.6, 3.6), layout="constrained")
     lo, hi = min(t.min(), f.min()) - 0.3, max(t.max(), f.max()) + 0.3
     ax.plot([lo, hi], [lo, hi], color="grey", linestyle="--", label="fitted = true")
@@ -88,11 +90,12 @@ def policy_curves(histories: Mapping[str, torch.Tensor], best: int) -> Figure:
     return fig
 
 
+# The methods the explorer compares, by the name its summary and legend show.
 METHODS = {"MLE on the demonstrated answer": "mle", "policy gradient (exact)": "pg-exact",
            "policy gradient (8 samples)": "pg"}
 
 
-class PolicyGradientExplorer:
+class PolicyGradientExplorer(Explorer):
     """Sliders for the starting logit of the best answer and the learning rate; curves of π(y*).
 
     The toy has `k` answers with logits 0 except the best one's (`start_logit`) and utility 1 for
@@ -101,30 +104,22 @@ class PolicyGradientExplorer:
     """
 
     def __init__(self, start_logit: float = -3.0, lr: float = 1.0, k: int = 6, steps: int = 150,
-                 threshold: float = 0.9, seed: int = 0, draw: bool = True):
-        if not isinstance(k, int) or k < 2:
-            raise ValueError(f"k must be an integer >= 2, got {k!r}")
-        if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be a positive integer, got {steps!r}")
-        if not 0 < threshold < 1:
-            raise ValueError(f"threshold must be strictly between 0 and 1, got {threshold!r}")
-        self.k, self.steps, self.threshold, self.seed, self.draw = k, steps, threshold, seed, draw
+                 threshold: float = 0.9, seed: int = 0, draw: bool = True) -> None:
+        self.k = int_at_least(k, "k", 2)
+        self.steps = positive_int(steps, "steps")
+        self.threshold = number_in(threshold, "threshold", 0.0, 1.0, include_low=False, include_high=False)
+        self.seed = seed
         self.start_logit = W.FloatSlider(value=start_logit, min=-6.0, max=3.0, step=0.5,
                                          description="logit of y*", continuous_update=False,
                                          readout_format=".1f")
         self.lr = W.FloatLogSlider(value=lr, base=10, min=-1, max=0.7, step=0.1, description="step size",
                                    continuous_update=False, readout_format=".2f")
-        self.summary = W.HTML()
-        self.plot = W.Output()
         self.histories: dict[str, torch.Tensor] = {}
         self.first_above: dict[str, int | None] = {}
         self.start_prob = float("nan")
-        self.start_logit.observe(self._update, names="value")
-        self.lr.observe(self._update, names="value")
-        self.widget = W.VBox([W.HBox([self.start_logit, self.lr]), self.summary, self.plot])
-        self._update()
+        super().__init__([[self.start_logit, self.lr]], draw)
 
-    def _update(self, _change: object = None) -> None:
+    def compute(self) -> str:
         logits = torch.zeros(self.k, dtype=torch.float64)
         logits[-1] = float(self.start_logit.value)
         utility = torch.zeros(self.k, dtype=torch.float64)
@@ -140,15 +135,8 @@ class PolicyGradientExplorer:
             self.first_above[name] = int(above[0]) if len(above) else None
         reached = " · ".join(f"{name}: {step if step is not None else f'> {self.steps}'}"
                              for name, step in self.first_above.items())
-        self.summary.value = (f"π(y*) at the start = {self.start_prob:.4f} · steps until π(y*) > "
-                              f"{self.threshold:g}: {reached}")
-        if self.draw:
-            self.plot.clear_output(wait=True)
-            with self.plot:
-                policy_curves(self.histories, self.k - 1)
-                plt.show()
+        return (f"π(y*) at the start = {self.start_prob:.4f} · steps until π(y*) > "
+                f"{self.threshold:g}: {reached}")
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+    def make_figure(self) -> Figure:
+        return policy_curves(self.histories, self.k - 1)

@@ -1,12 +1,14 @@
-"""Figures more than one chapter uses, and `style()`: the course's look, applied only when asked for."""
+"""Figures more than one chapter uses, their input checks, and `style()`: the course's look, applied only when asked for."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+
+from ..validate import finite_float
 
 
 def style() -> None:
@@ -18,8 +20,11 @@ def style() -> None:
 def curve(values: Sequence[float], xlabel: str, ylabel: str, title: str = "",
           target: float | None = None, target_label: str = "target", log_x: bool = False) -> Figure:
     """One quantity against steps (e.g. θ during gradient ascent), with an optional target line."""
+    y = series(values, "values")
+    if target is not None:
+        target = finite_float(target, "target")
     fig, ax = plt.subplots(layout="constrained")
-    ax.plot(np.arange(1, len(values) + 1), list(values))
+    ax.plot(np.arange(1, len(y) + 1), y)
     if target is not None:
         ax.axhline(target, color="C3", linestyle="--", label=f"{target_label} = {target:.4g}")
         ax.legend()
@@ -30,8 +35,14 @@ def curve(values: Sequence[float], xlabel: str, ylabel: str, title: str = "",
 
 
 def token_log_probs(labels: Sequence[str], log_probs: Sequence[float], title: str = "") -> Figure:
-    """One bar per token, log Pr(x_t | x_<t), with the running total log Pr(x_1 … x_t) as a line."""
-    lp = np.asarray(list(log_probs), dtype=float)
+    """One bar per token, log Pr(x_t | x_<t), with the running total log Pr(x_1 … x_t) as a line.
+
+    A token of probability 0 (log-probability −inf) is drawn as a red bar below the others.
+    """
+    same_length(labels=labels, log_probs=log_probs)
+    lp = series(log_probs, "log_probs")
+    if np.isnan(lp).any():
+        raise ValueError("log_probs contains NaN; a log-probability is a number or -inf")
     pos = np.arange(len(lp))
     floor = min(-1.0, float(np.min(lp[np.isfinite(lp)], initial=-1.0)) * 1.1)
     shown = np.where(np.isfinite(lp), lp, floor)
@@ -48,3 +59,33 @@ def token_log_probs(labels: Sequence[str], log_probs: Sequence[float], title: st
     handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
     ax.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="lower left")
     return fig
+
+
+# ---------------------------------------------------------------- input checks shared by the figures
+
+def series(values: Sequence[float], name: str, positive: bool = False) -> np.ndarray:
+    """`values` as a non-empty 1-D float array (NaN and ±inf pass: a figure may show them); optionally all > 0."""
+    if isinstance(values, (str, bytes)):
+        raise ValueError(f"{name} must be numbers, got a string {values!r}")
+    try:
+        array = np.asarray(values.detach().cpu() if hasattr(values, "detach") else list(values), dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a sequence of numbers ({exc})") from None
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be 1-dimensional, got shape {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"{name} is empty: at least one value is needed")
+    if positive and not (array > 0).all():
+        raise ValueError(f"{name} must be positive (it is drawn on a log axis), got {array.min():g}")
+    return array
+
+
+def same_length(**named: Sized) -> int:
+    """The common length of the named sequences; a ValueError naming each length when they differ."""
+    lengths = {name: len(values) for name, values in named.items()}
+    if len(set(lengths.values())) > 1:
+        names = list(lengths)
+        joined = ", ".join(names[:-1]) + f" and {names[-1]}"
+        got = ", ".join(f"{name} {n}" for name, n in lengths.items())
+        raise ValueError(f"{joined} must have the same length, got {got}")
+    return next(iter(lengths.values()))

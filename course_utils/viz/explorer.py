@@ -1,0 +1,84 @@
+"""The scaffold every explorer shares: controls whose changes recompute a summary and redraw a figure."""
+
+from __future__ import annotations
+
+import html
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import ipywidgets as W
+import matplotlib.pyplot as plt
+from IPython import get_ipython
+from IPython.display import display
+from matplotlib.figure import Figure
+
+Row = W.Widget | Sequence[W.Widget]
+
+
+class Rejected(ValueError):
+    """Input an explorer cannot show (typed by a learner): reported as a ❌ line with a hint, never raised."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class Explorer(ABC):
+    """Controls, a summary line and a figure area; every change of a control's `.value` refreshes them.
+
+    A subclass creates its controls and its initial state, then calls `super().__init__(rows, draw)`.
+    It implements `compute()` (read the controls, set the state, return the summary as HTML, or
+    raise `Rejected`), `reset()` (the state after a rejection) and, if it draws, `make_figure()`.
+    The state is updated synchronously, so code (and tests) can set `.value` and read it back.
+    `figure` is the figure last drawn, or None: it is closed as soon as its image is in `plot`,
+    so an explorer never leaves figures open in pyplot however often it redraws.
+    """
+
+    def __init__(self, rows: Sequence[Row], draw: bool = True, panels: Sequence[W.Widget] | None = None) -> None:
+        self.draw = draw
+        self.summary = W.HTML()
+        self.plot = W.Output()
+        self.figure: Figure | None = None
+        boxes = [W.HBox(list(row)) if isinstance(row, Sequence) else row for row in rows]
+        self.widget = W.VBox([*boxes, self.summary, *(panels if panels is not None else [self.plot])])
+        for row in rows:
+            for control in row if isinstance(row, Sequence) else [row]:
+                control.observe(self._on_change, names="value")
+        self._on_change()
+
+    @abstractmethod
+    def compute(self) -> str:
+        """Set the state from the controls and return the summary line (HTML); raise `Rejected` on bad input."""
+
+    def reset(self) -> None:  # noqa: B027 (an optional hook: explorers that never reject input keep it)
+        """Put the state back to 'nothing to show' after a rejected input (subclasses with state override it)."""
+
+    def make_figure(self) -> Figure | None:
+        """The figure for the current state; None for an explorer that shows no figure."""
+        return None
+
+    def _on_change(self, _change: object = None) -> None:
+        try:
+            self.summary.value = self.compute()
+        except Rejected as problem:
+            self.reset()
+            self.summary.value = html.escape(f"❌ {problem}. Hint: {problem.hint}.", quote=False)
+            self._show(None)
+            return
+        self._show(self.make_figure() if self.draw else None)
+
+    def _show(self, fig: Figure | None) -> None:
+        """Replace the figure area's content with `fig` (or nothing), then close `fig` in pyplot."""
+        self.figure = fig
+        self.plot.clear_output(wait=fig is not None)
+        if fig is None:
+            return
+        try:
+            if get_ipython() is not None:  # in a script there is nowhere to show it: `figure` keeps it
+                with self.plot:
+                    display(fig)
+        finally:
+            plt.close(fig)
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)
