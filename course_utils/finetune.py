@@ -9,13 +9,15 @@ indexed by target (length T - 1).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 
+from .losses import IGNORE_INDEX
+from .runtime import model_device
 from .text import CharTokenizer
-from .train import TrainConfig, learning_rate, optimizer_for
+from .train import BatchSource, History, TrainConfig, train
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 
@@ -145,41 +147,46 @@ def conditional_log_probs(model: Model, tokenizer: CharTokenizer,
                           pairs: Sequence[tuple[str, str]]) -> torch.Tensor:
     """log Pr(y | x) for each (x, y) pair (float64, shape (N,)), from one batched forward pass."""
     inputs, targets, mask = batch_pairs(tokenizer, pairs)
-    dev = _device_of(model)
+    dev = model_device(model)
     with torch.no_grad():
         lp = target_log_probs(model(inputs.to(dev)), targets.to(dev)).double().cpu()
     return (lp * mask).sum(-1)
 
 
-def _device_of(model: Model) -> torch.device:
-    params = getattr(model, "parameters", None)
-    first = next(iter(params()), None) if callable(params) else None
-    return first.device if first is not None else torch.device("cpu")
+def ignore_outside(targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """`targets` with every position outside `mask` set to `IGNORE_INDEX` (−100), which the loss skips."""
+    if mask.shape != targets.shape or mask.dtype != torch.bool:
+        raise ValueError(f"mask must be a bool tensor of shape {tuple(targets.shape)}, "
+                         f"got {mask.dtype} {tuple(mask.shape)}")
+    return targets.masked_fill(~mask, IGNORE_INDEX)
 
 
-def sft_step(model: Model, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
-             targets: torch.Tensor, mask: torch.Tensor, clip: float | None = 1.0) -> float:
-    """One training step on the masked loss: forward, loss, backward, clip, optimizer step, zero grads.
+def pair_batches(tokenizer: CharTokenizer, pairs: Sequence[tuple[str, str]], batch_size: int,
+                 response_only: bool = True) -> BatchSource:
+    """The batch source of supervised fine-tuning, for `train`: `batch_size` random pairs per batch.
 
-    Gradients are zeroed in place rather than set to None, so an optimizer whose parameters are
-    flat buffers viewed by the model's parameters (chapter 05's `optimizer_for`) keeps its views.
+    `source(generator)` returns (inputs, targets); targets outside the loss mask (the prompt, unless
+    `response_only=False`, and padding) are `IGNORE_INDEX`, so the mean loss is the masked NLL.
     """
-    loss = masked_nll(model(inputs), targets, mask)
-    loss.backward()
-    if clip is not None:
-        params = [p for group in optimizer.param_groups for p in group["params"]]
-        torch.nn.utils.clip_grad_norm_(params, clip)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=False)
-    return float(loss.detach())
+    if len(pairs) == 0:
+        raise ValueError("no pairs to draw batches from")
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+    def draw(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.randint(len(pairs), (batch_size,), generator=generator).tolist()
+        inputs, targets, mask = batch_pairs(tokenizer, [pairs[i] for i in idx], response_only)
+        return inputs, ignore_outside(targets, mask)
+
+    return draw
 
 
 @dataclass
-class SFTHistory:
-    """What a fine-tuning run recorded: training loss per step, held-out log Pr(y | x) and accuracy."""
+class SFTHistory(History):
+    """A fine-tuning run: the loop's `History` (its `val_loss` is the held-out NLL per response token)
+    and, before training and at each validation, the held-out mean log Pr(y | x) and accuracy."""
 
-    train_loss: list[float] = field(default_factory=list)
-    eval_steps: list[int] = field(default_factory=list)
+    eval_steps: list[int] = field(default_factory=list)  # 0, then the validation steps
     heldout_log_prob: list[float] = field(default_factory=list)  # mean over held-out pairs (nats)
     accuracy: list[float] = field(default_factory=list)  # exact match of greedy responses
 
@@ -187,42 +194,33 @@ class SFTHistory:
 def train_sft(model: torch.nn.Module, tokenizer: CharTokenizer, train_pairs: Sequence[tuple[str, str]],
               heldout_pairs: Sequence[tuple[str, str]], config: TrainConfig,
               response_only: bool = True) -> SFTHistory:
-    """Fine-tune by maximising Σ log Pr(y | x) over random batches of pairs (masked loss).
+    """Fine-tune by maximising Σ log Pr(y | x) over random batches of pairs, with the course's `train`.
 
-    Chapter 05's optimizer (AdamW, no decay on biases and norms) and schedule (warm-up, cosine)
-    come from `config`; the held-out pairs are scored every `config.eval_every` steps and at the end.
+    The training loop, optimizer (AdamW, no decay on biases and norms), schedule (warm-up, cosine),
+    precision and checkpoints are chapter 05's, set by `config`; only the batches differ (see
+    `pair_batches`). The held-out pairs are scored before training, every `config.eval_every` steps
+    and at the end.
     """
     if len(train_pairs) == 0 or len(heldout_pairs) == 0:
         raise ValueError("fine-tuning needs some training pairs and some held-out pairs")
-    dev = next(model.parameters()).device
-    optimizer = optimizer_for(model, config, dev)
-    generator = torch.Generator().manual_seed(config.seed)
-    history = SFTHistory()
+    log_probs: list[float] = []
+    accuracy: list[float] = []
+    response_tokens = sum(len(response) for _, response in heldout_pairs)  # the targets that count
 
-    def score(step: int) -> None:
-        was_training = model.training
-        model.eval()
-        history.eval_steps.append(step)
-        history.heldout_log_prob.append(float(conditional_log_probs(model, tokenizer, heldout_pairs).mean()))
-        history.accuracy.append(task_accuracy(model, tokenizer, heldout_pairs))
-        model.train(was_training)
+    def validate(m: torch.nn.Module) -> float:
+        """Records the held-out mean log Pr(y | x) and accuracy; returns the NLL per response token."""
+        lp = conditional_log_probs(m, tokenizer, heldout_pairs)
+        log_probs.append(float(lp.mean()))
+        accuracy.append(task_accuracy(m, tokenizer, heldout_pairs))
+        return float(-lp.sum() / response_tokens)
 
-    model.train()
-    bar = range(config.iterations)
-    if config.progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(bar, desc="fine-tuning", unit="step")
-    for step in bar:
-        if step % config.eval_every == 0:
-            score(step)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, config)
-        idx = torch.randint(len(train_pairs), (config.batch_size,), generator=generator).tolist()
-        x, y, m = (t.to(dev) for t in batch_pairs(tokenizer, [train_pairs[i] for i in idx], response_only))
-        history.train_loss.append(sft_step(model, optimizer, x, y, m, clip=config.grad_clip))
-    score(config.iterations)
-    return history
+    was_training = model.training
+    model.eval()
+    validate(model)  # step 0: the model before fine-tuning
+    model.train(was_training)
+    run = train(model, pair_batches(tokenizer, train_pairs, config.batch_size, response_only), validate, config)
+    return SFTHistory(**asdict(run), eval_steps=[0, *run.val_steps], heldout_log_prob=log_probs,
+                      accuracy=accuracy)
 
 
 def greedy_responses(model: Model, tokenizer: CharTokenizer, prompts: Sequence[str],
@@ -241,7 +239,7 @@ def greedy_responses(model: Model, tokenizer: CharTokenizer, prompts: Sequence[s
             raise ValueError("prompts must be non-empty")
         by_length.setdefault(len(p), []).append(i)
     with torch.no_grad():
-        dev = _device_of(model)
+        dev = model_device(model)
         for idx in by_length.values():
             x = torch.stack([tokenizer.encode(prompts[i]) for i in idx]).to(dev)
             done = torch.zeros(len(idx), dtype=torch.bool, device=dev)
@@ -314,7 +312,7 @@ def _n_turns(turn_index: torch.Tensor, length: int) -> int:
 def turn_log_probs_one_pass(model: Model, tokens: torch.Tensor, turn_index: torch.Tensor) -> torch.Tensor:
     """log Pr(turn k | everything before it) for every assistant turn k, from ONE forward pass."""
     n = _n_turns(turn_index, len(tokens))
-    x = tokens.to(_device_of(model))
+    x = tokens.to(model_device(model))
     with torch.no_grad():
         lp = target_log_probs(model(x[None, :-1])[0], x[1:]).double().cpu()
     keep = turn_index >= 0
@@ -325,7 +323,7 @@ def turn_log_probs_per_turn(model: Model, tokens: torch.Tensor, turn_index: torc
     """The same quantities with one forward pass per assistant turn, over the dialogue up to that turn."""
     n = _n_turns(turn_index, len(tokens))
     out = torch.zeros(n, dtype=torch.float64)
-    x = tokens.to(_device_of(model))
+    x = tokens.to(model_device(model))
     with torch.no_grad():
         for k in range(n):
             where = (turn_index == k).nonzero().squeeze(1)
@@ -336,6 +334,6 @@ def turn_log_probs_per_turn(model: Model, tokens: torch.Tensor, turn_index: torc
 
 
 def flat_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The same mean masked loss written with `F.cross_entropy` and `ignore_index=-100`."""
-    t = targets.masked_fill(~mask, -100)
-    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), t.reshape(-1), ignore_index=-100)
+    """The same mean masked loss written with `F.cross_entropy` and `ignore_index=IGNORE_INDEX` (−100)."""
+    t = ignore_outside(targets, mask)
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), t.reshape(-1), ignore_index=IGNORE_INDEX)

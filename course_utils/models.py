@@ -9,6 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .losses import IGNORE_INDEX
+from .runtime import model_device
+
 
 @dataclass(frozen=True)
 class TransformerConfig:
@@ -146,9 +149,13 @@ class Transformer(nn.Module):
         return self.head(self.norm(h))
 
     def loss(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Mean next-token negative log-likelihood (nats per token) of `targets` given `idx`."""
+        """Mean next-token negative log-likelihood (nats per token) of `targets` given `idx`.
+
+        Targets equal to `losses.IGNORE_INDEX` (prompt tokens, padding) are left out of the mean.
+        """
         logits = self(idx)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
+                               ignore_index=IGNORE_INDEX)
 
     def n_params(self, embeddings: bool = True) -> int:
         """Number of parameters (the tied matrix counted once); without embeddings if asked."""
@@ -170,6 +177,7 @@ class Transformer(nn.Module):
             raise ValueError("generation needs a causal model; this one sees future tokens")
         if temperature < 0:
             raise ValueError(f"temperature must be non-negative, got {temperature}")
+        idx = idx.to(model_device(self))  # a prompt from anywhere; the result lies on the model's device
         was_training = self.training
         self.eval()
         for _ in range(n_new):

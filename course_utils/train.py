@@ -1,4 +1,4 @@
-"""The course's one training loop: AdamW, warm-up + cosine, clipping, validation, checkpoints, tokens/s and MFU."""
+"""The course's one training loop: batches from a source, AdamW, warm-up + cosine, clipping, validation, checkpoints, speed."""
 
 from __future__ import annotations
 
@@ -12,12 +12,21 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from .losses import IGNORE_INDEX
 from .models import TransformerConfig, flops_per_token
 from .runtime import device as choose_device
+from .runtime import model_device
 from .text import random_batch
 from .throughput import mfu, peak_flops
 
 PRECISIONS = ("auto", "bf16", "fp32")
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+# A batch source draws one training batch (inputs, targets), taking its randomness only from the
+# generator it is given. Targets equal to IGNORE_INDEX (-100) are not counted in the loss.
+BatchSource = Callable[[torch.Generator], Batch]
+# Held-out data: a 1-D tensor of token ids, or a function scoring the model (its held-out loss).
+Validation = torch.Tensor | Callable[[torch.nn.Module], float]
 
 
 @dataclass(frozen=True)
@@ -25,8 +34,8 @@ class TrainConfig:
     """How to train: steps, batch, learning-rate schedule, AdamW, clipping, validation, device, checkpoints."""
 
     iterations: int = 2000
-    batch_size: int = 12
-    context: int | None = None  # None: the model's context
+    batch_size: int = 12  # windows per batch when training on a token stream
+    context: int | None = None  # window length on a token stream; None: the model's context
     lr: float = 1e-3
     min_lr: float = 1e-4
     warmup: int = 100
@@ -103,34 +112,32 @@ class History:
         return min(self.val_loss) if self.val_loss else float("nan")
 
 
-def optimizer_for(model: torch.nn.Module, config: TrainConfig, dev: torch.device) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only (not on biases and norms), using fused kernels.
+def optimizer_for(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (biases and norm parameters, 1-D, are not decayed).
 
-    The parameters of each group are packed into one flat tensor (the model's parameters become
-    views into it, and so do their gradients), so clipping and each AdamW update are a handful
-    of kernels instead of a dozen per parameter tensor: on a CPU that is several milliseconds per step.
+    It uses PyTorch's fused kernel where this version of PyTorch has one for the model's device
+    (CUDA; CPU from PyTorch 2.4), else the multi-tensor ("foreach") one: the same update either way.
     """
     params = [p for p in model.parameters() if p.requires_grad]
-    decay = _flatten([p for p in params if p.ndim >= 2], dev)
-    no_decay = _flatten([p for p in params if p.ndim < 2], dev)
-    groups = [{"params": [decay], "weight_decay": config.weight_decay},
-              {"params": [no_decay], "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, fused=dev.type in ("cuda", "cpu"))
+    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": config.weight_decay},
+              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    groups = [g for g in groups if g["params"]]
+    if not groups:
+        raise ValueError("the model has no trainable parameters")
+    settings = {"lr": config.lr, "betas": config.betas}
+    if _has_fused_adamw(model_device(model)):
+        return torch.optim.AdamW(groups, **settings, fused=True)
+    return torch.optim.AdamW(groups, **settings, foreach=True)
 
 
-def _flatten(params: list[torch.nn.Parameter], dev: torch.device) -> torch.nn.Parameter:
-    """One parameter holding `params` end to end; each of them (and its gradient) becomes a view into it."""
-    if not params:
-        return torch.nn.Parameter(torch.zeros(0, device=dev))
-    flat = torch.nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
-    flat.grad = torch.zeros_like(flat)
-    offset = 0
-    for p in params:
-        n = p.numel()
-        p.data = flat.data[offset:offset + n].view_as(p)
-        p.grad = flat.grad[offset:offset + n].view_as(p)  # backward adds into these views in place
-        offset += n
-    return flat
+def _has_fused_adamw(dev: torch.device) -> bool:
+    """Whether this PyTorch has a fused AdamW kernel for `dev` (CUDA; CPU from PyTorch 2.4)."""
+    if dev.type == "cuda":
+        return True
+    if dev.type == "cpu":
+        major, minor = (int(part) for part in torch.__version__.split(".")[:2])
+        return (major, minor) >= (2, 4)
+    return False
 
 
 @torch.no_grad()
@@ -151,7 +158,7 @@ def evaluate(
     n_windows = min((len(tokens) - 1) // context, max_windows)
     if n_windows < 1:
         raise ValueError(f"validation needs at least context + 1 = {context + 1} tokens, got {len(tokens)}")
-    dev = next(model.parameters()).device
+    dev = model_device(model)
     was_training = model.training
     model.eval()
     total, count = torch.zeros((), dtype=torch.float64, device=dev), 0
@@ -190,60 +197,56 @@ def _autocast(dev: torch.device, precision: str = "auto"):
     return torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=bf16)
 
 
-def _check_tokens(tokens: torch.Tensor, name: str, context: int, vocab_size: int) -> None:
-    if not isinstance(tokens, torch.Tensor) or tokens.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D tensor of token ids")
-    if tokens.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
-        raise ValueError(f"{name} must hold integer token ids, got dtype {tokens.dtype}")
-    if len(tokens) < context + 1:
-        raise ValueError(
-            f"the {name} corpus has {len(tokens)} tokens, shorter than context + 1 = {context + 1}; "
-            "use more text or a shorter context"
-        )
-    lo, hi = int(tokens.min()), int(tokens.max())
-    if lo < 0 or hi >= vocab_size:
-        raise ValueError(f"{name} holds token ids in {lo}..{hi}, outside the model's vocabulary 0..{vocab_size - 1}")
+def random_windows(tokens: torch.Tensor, context: int, batch_size: int) -> BatchSource:
+    """The batch source of a token stream: `batch_size` random windows of `context` + 1 tokens each."""
+    tokens = tokens.long()
+    return lambda generator: random_batch(tokens, context, batch_size, generator)
 
 
 def train(
     model: torch.nn.Module,
-    train_tokens: torch.Tensor,
-    val_tokens: torch.Tensor,
+    data: torch.Tensor | BatchSource,
+    val: Validation,
     config: TrainConfig = TrainConfig(),
     resume: bool = False,
     loss_fn: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> History:
-    """Train `model` by maximum likelihood on random windows of `train_tokens`; return its `History`.
+    """Train `model` by maximum likelihood on batches from `data`; return its `History`.
 
-    One step: sample a batch → forward pass → loss → backward pass → clip → optimizer step →
-    zero the gradients. With `resume=True` and an existing `config.checkpoint_path`, the run
-    continues from the checkpoint and reproduces the uninterrupted run (bit for bit on CPU).
+    One step: draw a batch → forward pass → loss → backward pass → clip → optimizer step →
+    zero the gradients. `data` is a 1-D tensor of token ids (random windows of `config.context`
+    tokens, `config.batch_size` per batch) or a batch source: `source(generator)` returns
+    (inputs, targets), two (B, T) tensors of ids, where a target equal to `losses.IGNORE_INDEX`
+    does not count (prompt tokens and padding in fine-tuning). `val` is held-out token ids, scored
+    on fixed windows, or a function of the model returning its held-out loss; it runs every
+    `config.eval_every` steps and at the end, with the model in eval mode.
+    With `resume=True` and an existing `config.checkpoint_path`, the run continues from the
+    checkpoint and reproduces the uninterrupted run (bit for bit on CPU).
     `model` is a `Transformer` or any module with `.config.context`, `.config.vocab_size` and
     `.loss(x, y)`; `loss_fn(model, x, y)` replaces `model.loss` (for instance a masked-LM loss).
     """
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
     dev = choose_device(config.device)
-    model_context = model.config.context
+    model_context, vocab_size = model.config.context, model.config.vocab_size
     context = config.context or model_context
     if context > model_context:
         raise ValueError(f"context {context} is longer than the model's context of {model_context}")
-    _check_tokens(train_tokens, "training", context, model.config.vocab_size)
-    _check_tokens(val_tokens, "validation", context, model.config.vocab_size)
+    precision = resolve_precision(config.precision, dev)
+    source = _batch_source(data, context, config.batch_size, vocab_size)
+    validate = _validator(val, context, config.eval_windows, vocab_size, loss_fn, precision)
 
     model.to(dev)
     model.train()
-    optimizer = optimizer_for(model, config, dev)
-    flat_params = [p for group in optimizer.param_groups for p in group["params"]]
+    optimizer = optimizer_for(model, config)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     generator = torch.Generator().manual_seed(config.seed)  # batches are drawn on the CPU
     torch.manual_seed(config.seed)  # dropout
-    precision = resolve_precision(config.precision, dev)
     history, start = History(device=str(dev), precision=precision), 0
     if resume and config.checkpoint_path and Path(config.checkpoint_path).exists():
         start = _load_checkpoint(config.checkpoint_path, model, optimizer, generator, history, config)
     base_loss = model.loss if loss_fn is None else (lambda x, y: loss_fn(model, x, y))
     forward = torch.compile(base_loss) if config.compile else base_loss
-    train_tokens = train_tokens.long()
     peak = peak_flops(torch.cuda.get_device_name(dev)) if dev.type == "cuda" else None
 
     end = config.iterations if config.stop_after is None else min(config.iterations, config.stop_after)
@@ -253,23 +256,28 @@ def train(
     paused = 0.0  # seconds spent validating and checkpointing
     t_start = t_skip = time.perf_counter()
     paused_at_skip = 0.0
+    timed_tokens = timed_rows = 0  # what the steps after `skip` processed
     for step in range(start, end):
         lr = learning_rate(step, config)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x, y = random_batch(train_tokens, context, config.batch_size, generator)
-        x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+        batch = source(generator)
+        if step == start:
+            _check_batch(batch, model_context, vocab_size)
+        x, y = (t.to(dev, non_blocking=True) for t in batch)
         with _autocast(dev, precision):
             loss = forward(x, y)
         loss.backward()
         if config.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(flat_params, config.grad_clip)
+            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
         optimizer.step()
-        optimizer.zero_grad(set_to_none=False)  # keeps the gradient views; see `optimizer_for`
+        optimizer.zero_grad()
         done = step + 1
         history.steps.append(done)
         history.lr.append(lr)
         pending.append(loss.detach())
+        if done - start > skip:
+            timed_tokens, timed_rows = timed_tokens + x.numel(), timed_rows + x.shape[0]
         if done - start == skip:
             _sync(dev)
             t_skip, paused_at_skip = time.perf_counter(), paused
@@ -285,8 +293,7 @@ def train(
             t_pause = time.perf_counter()
             if evaluate_now:
                 history.val_steps.append(done)
-                history.val_loss.append(evaluate(model, val_tokens, context, config.eval_windows,
-                                                loss_fn=loss_fn, precision=precision))
+                history.val_loss.append(_held_out(model, validate, dev, precision))
                 bar.set_postfix(loss=f"{history.train_loss[-1]:.4f}", val=f"{history.val_loss[-1]:.4f}",
                                 refresh=False)
             if save_now:
@@ -294,20 +301,86 @@ def train(
             paused += time.perf_counter() - t_pause
             if evaluate_now and config.target_loss is not None and history.val_loss[-1] <= config.target_loss:
                 history.reached_target = True
-                end = done
                 break
     _sync(dev)
     t_end = time.perf_counter()
     history.seconds = t_end - t_start - paused
     timed = (t_end - t_skip) - (paused - paused_at_skip)
-    timed_steps = end - start - skip
-    if timed_steps > 0 and timed > 0:
-        history.tokens_per_second = timed_steps * config.batch_size * context / timed
-        flops = _flops_per_token(model, context)
+    if timed_tokens > 0 and timed > 0:
+        history.tokens_per_second = timed_tokens / timed
+        flops = _flops_per_token(model, round(timed_tokens / timed_rows))
         if flops is not None:
             history.mfu = mfu(history.tokens_per_second, flops, peak)
     bar.close()
     return history
+
+
+def _batch_source(data: torch.Tensor | BatchSource, context: int, batch_size: int, vocab_size: int) -> BatchSource:
+    """`data` as a batch source: random windows of a token stream, or the caller's own source."""
+    if isinstance(data, torch.Tensor):
+        _check_tokens(data, "training", context, vocab_size)
+        return random_windows(data, context, batch_size)
+    if callable(data):
+        return data
+    raise ValueError(f"data must be a 1-D tensor of token ids or a batch source (a function of a "
+                     f"torch.Generator), got {type(data).__name__}")
+
+
+def _validator(val: Validation, context: int, windows: int, vocab_size: int,
+               loss_fn: Callable | None, precision: str) -> Callable[[torch.nn.Module], float]:
+    """`val` as a function of the model returning its held-out loss."""
+    if isinstance(val, torch.Tensor):
+        _check_tokens(val, "validation", context, vocab_size)
+        return lambda model: evaluate(model, val, context, windows, loss_fn=loss_fn, precision=precision)
+    if callable(val):
+        return val
+    raise ValueError(f"val must be a 1-D tensor of token ids or a function of the model, got {type(val).__name__}")
+
+
+def _held_out(model: torch.nn.Module, validate: Callable[[torch.nn.Module], float],
+              dev: torch.device, precision: str) -> float:
+    """The held-out loss from `validate`, in eval mode, without gradients, in the run's precision."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), _autocast(dev, precision):
+        value = float(validate(model))
+    model.train(was_training)
+    return value
+
+
+def _check_tokens(tokens: torch.Tensor, name: str, context: int, vocab_size: int) -> None:
+    if not isinstance(tokens, torch.Tensor) or tokens.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D tensor of token ids")
+    if tokens.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        raise ValueError(f"{name} must hold integer token ids, got dtype {tokens.dtype}")
+    if len(tokens) < context + 1:
+        raise ValueError(
+            f"the {name} corpus has {len(tokens)} tokens, shorter than context + 1 = {context + 1}; "
+            "use more text or a shorter context"
+        )
+    lo, hi = int(tokens.min()), int(tokens.max())
+    if lo < 0 or hi >= vocab_size:
+        raise ValueError(f"{name} holds token ids in {lo}..{hi}, outside the model's vocabulary 0..{vocab_size - 1}")
+
+
+def _check_batch(batch: Batch, context: int, vocab_size: int) -> None:
+    """A batch from a source: (B, T) integer inputs and targets, T within the model's context."""
+    shaped = (isinstance(batch, (tuple, list)) and len(batch) == 2
+              and all(isinstance(t, torch.Tensor) and t.ndim == 2 for t in batch))
+    if not shaped or batch[0].shape != batch[1].shape:
+        raise ValueError("a batch source must return (inputs, targets): two tensors of one shape (batch, time)")
+    x, y = batch
+    if x.shape[1] > context:
+        raise ValueError(f"a batch of {x.shape[1]} positions is longer than the model's context of {context}")
+    for t, name in ((x, "inputs"), (y, "targets")):
+        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+            raise ValueError(f"a batch's {name} must hold integer token ids, got dtype {t.dtype}")
+    counted = y[y != IGNORE_INDEX]
+    if ((x < 0) | (x >= vocab_size)).any() or ((counted < 0) | (counted >= vocab_size)).any():
+        raise ValueError(f"a batch holds token ids outside the model's vocabulary 0..{vocab_size - 1} "
+                         f"(targets may also be IGNORE_INDEX = {IGNORE_INDEX})")
+    if counted.numel() == 0:
+        raise ValueError(f"every target of the batch is IGNORE_INDEX = {IGNORE_INDEX}: nothing to learn from")
 
 
 def _sync(dev: torch.device) -> None:

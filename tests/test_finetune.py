@@ -1,8 +1,9 @@
-"""finetune: instruction data, response-only masks, masked loss, SFT steps, dialogue log-probabilities."""
+"""finetune: instruction data, response-only masks, masked loss, SFT through the training loop, dialogues."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -137,16 +138,30 @@ def test_conditional_log_probs_is_the_sum_over_response_tokens(tok):
     assert (got < 0).all()
 
 
-def test_sft_steps_raise_the_conditional_likelihood(tok):
-    g = torch.Generator().manual_seed(0)
-    model = PrefixMeanLM(tok.vocab_size)
-    train = ft.make_pairs(64, g, tasks=("copy",))
-    opt = torch.optim.Adam(model.parameters(), lr=0.03)
-    before = float(ft.conditional_log_probs(model, tok, train).mean())
-    losses = [ft.sft_step(model, opt, *ft.batch_pairs(tok, train)) for _ in range(40)]
-    after = float(ft.conditional_log_probs(model, tok, train).mean())
-    assert losses[-1] < losses[0] and after > before + 1.0
-    assert all(p.grad is None or not p.grad.any() for p in model.parameters())  # cleared after the step
+def test_pair_batches_set_the_targets_outside_the_mask_to_the_ignore_index(tok):
+    from course_utils.losses import IGNORE_INDEX
+
+    pairs = ft.make_pairs(30, torch.Generator().manual_seed(2))
+    source = ft.pair_batches(tok, pairs, batch_size=8)
+    inputs, targets = source(torch.Generator().manual_seed(0))
+    again = source(torch.Generator().manual_seed(0))
+    assert torch.equal(inputs, again[0]) and torch.equal(targets, again[1])  # the generator decides
+    idx = torch.randint(30, (8,), generator=torch.Generator().manual_seed(0)).tolist()
+    want_inputs, want_targets, mask = ft.batch_pairs(tok, [pairs[i] for i in idx])
+    assert torch.equal(inputs, want_inputs)
+    assert torch.equal(targets[mask], want_targets[mask]) and (targets[~mask] == IGNORE_INDEX).all()
+    # The mean cross-entropy over the targets left is the masked NLL.
+    logits = torch.randn(*targets.shape, tok.vocab_size, generator=torch.Generator().manual_seed(1))
+    plain = torch.nn.functional.cross_entropy(logits.reshape(-1, tok.vocab_size), targets.reshape(-1))
+    assert float(plain) == pytest.approx(float(ft.masked_nll(logits, want_targets, mask)), rel=1e-5)
+    _, whole = ft.pair_batches(tok, pairs, 8, response_only=False)(torch.Generator().manual_seed(0))
+    assert (whole != IGNORE_INDEX).sum() > (targets != IGNORE_INDEX).sum()
+    with pytest.raises(ValueError, match="batch_size"):
+        ft.pair_batches(tok, pairs, 0)
+    with pytest.raises(ValueError, match="no pairs"):
+        ft.pair_batches(tok, [], 8)
+    with pytest.raises(ValueError, match="mask"):
+        ft.ignore_outside(targets, mask.long())
 
 
 def test_greedy_responses_and_accuracy_with_a_model_that_knows_the_answer(tok):
@@ -219,27 +234,59 @@ def test_best_time_is_the_minimum():
         throughput.best_time(lambda: None, repeats=0)
 
 
-def test_train_sft_with_the_course_transformer_raises_heldout_likelihood_reproducibly(tok):
+def _copy_task(max_len: int = 3) -> tuple[list, list]:
+    g = torch.Generator().manual_seed(0)
+    heldout = ft.make_pairs(20, g, tasks=("copy",), max_len=max_len)
+    return [p for p in ft.make_pairs(300, g, tasks=("copy",), max_len=max_len) if p not in heldout], heldout
+
+
+def _small_transformer(tok):
     from course_utils.models import Transformer, TransformerConfig
+
+    return Transformer(TransformerConfig(tok.vocab_size, context=32, n_layers=1, n_heads=2, d_model=32))
+
+
+def test_train_sft_with_the_course_transformer_raises_heldout_likelihood_reproducibly(tok):
     from course_utils.train import TrainConfig
 
-    g = torch.Generator().manual_seed(0)
-    heldout = ft.make_pairs(20, g, tasks=("copy",), max_len=3)
-    train = [p for p in ft.make_pairs(300, g, tasks=("copy",), max_len=3) if p not in heldout]
+    train, heldout = _copy_task()
     config = TrainConfig(iterations=30, batch_size=16, lr=3e-3, warmup=5, weight_decay=0.0,
                          eval_every=10, progress=False)
-
-    def run():
-        model = Transformer(TransformerConfig(tok.vocab_size, context=32, n_layers=1, n_heads=2, d_model=32))
-        return ft.train_sft(model, tok, train, heldout, config)
-
-    h = run()
-    assert h.eval_steps == [0, 10, 20, 30] and len(h.train_loss) == 30
+    h = ft.train_sft(_small_transformer(tok), tok, train, heldout, config)
+    assert h.eval_steps == [0, 10, 20, 30] and h.val_steps == [10, 20, 30]
+    assert len(h.train_loss) == 30 and h.steps == list(range(1, 31)) and h.precision == "fp32"
     assert h.heldout_log_prob[-1] > h.heldout_log_prob[0] + 2.0
-    assert all(0.0 <= a <= 1.0 for a in h.accuracy)
-    assert run().train_loss == h.train_loss  # bit-identical on a rerun
+    assert all(0.0 <= a <= 1.0 for a in h.accuracy) and len(h.accuracy) == 4
+    # The loop's validation loss is the same held-out likelihood, per response token.
+    response_tokens = sum(len(r) for _, r in heldout)
+    for nll, lp in zip(h.val_loss, h.heldout_log_prob[1:], strict=True):
+        assert nll == pytest.approx(-lp * len(heldout) / response_tokens, rel=1e-6)
+    assert ft.train_sft(_small_transformer(tok), tok, train, heldout, config).train_loss == h.train_loss
     with pytest.raises(ValueError, match="held-out"):
         ft.train_sft(torch.nn.Linear(2, 2), tok, train, [], config)
+
+
+def test_fine_tuning_through_the_training_loop_resumes_bit_for_bit_in_bf16(tok, tmp_path):
+    """Checkpoints and precision work for fine-tuning as for pre-training: it is the same loop."""
+    from course_utils.train import TrainConfig
+    from course_utils.train import train as train_loop
+
+    train, heldout = _copy_task()
+    source = ft.pair_batches(tok, train, batch_size=8)
+    validate = lambda m: -float(ft.conditional_log_probs(m, tok, heldout).mean())  # noqa: E731
+    path = str(tmp_path / "sft.pt")
+    config = TrainConfig(iterations=12, lr=3e-3, warmup=2, eval_every=6, precision="bf16", progress=False,
+                         checkpoint_path=path, checkpoint_every=4)
+    straight_model = _small_transformer(tok)
+    straight = train_loop(straight_model, source, validate, replace(config, checkpoint_path=None,
+                                                                    checkpoint_every=None))
+    train_loop(_small_transformer(tok), source, validate, replace(config, stop_after=6))
+    resumed_model = _small_transformer(tok)
+    resumed = train_loop(resumed_model, source, validate, config, resume=True)
+    assert straight.precision == "bf16" and resumed.train_loss == straight.train_loss
+    assert resumed.val_loss == straight.val_loss
+    for a, b in zip(straight_model.state_dict().values(), resumed_model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
 
 
 def test_figures_have_labelled_axes_and_reject_mismatched_inputs():

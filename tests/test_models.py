@@ -59,6 +59,31 @@ def test_loss_is_the_mean_next_token_negative_log_likelihood():
         assert model.loss(x, y).item() == pytest.approx(by_hand.item(), rel=1e-6)
 
 
+def test_loss_leaves_ignored_targets_out_of_the_mean():
+    """Targets equal to IGNORE_INDEX (a prompt, padding) are not predicted and not counted."""
+    from course_utils.losses import IGNORE_INDEX
+
+    model = Transformer(SMALL).eval()
+    x, y = _ids((2, 12), seed=2), _ids((2, 12), seed=3)
+    keep = torch.zeros(2, 12, dtype=torch.bool)
+    keep[0, 5:], keep[1, 9:] = True, True  # 7 + 3 counted targets
+    with torch.no_grad():
+        log_p = torch.log_softmax(model(x), dim=-1).gather(-1, y[..., None])[..., 0]
+        by_hand = -log_p[keep].sum() / 10
+        got = model.loss(x, y.masked_fill(~keep, IGNORE_INDEX))
+    assert got.item() == pytest.approx(by_hand.item(), rel=1e-6)
+    assert got.item() != pytest.approx(model.loss(x, y).item(), rel=1e-3)
+
+
+def test_generate_returns_the_prompt_and_new_tokens_on_the_models_device():
+    from course_utils.runtime import model_device
+
+    model = Transformer(SMALL)
+    out = model.generate(_ids((1, 3)), 4, torch.Generator().manual_seed(0), temperature=0)
+    assert out.shape == (1, 7) and out.device == model_device(model)
+    assert torch.equal(out[:, :3], _ids((1, 3)))
+
+
 def test_weights_are_tied_and_counted_once():
     model = Transformer(SMALL)
     assert model.head.weight is model.tok_emb.weight

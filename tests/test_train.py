@@ -7,9 +7,18 @@ import math
 import pytest
 import torch
 
+from course_utils.losses import IGNORE_INDEX
 from course_utils.models import Transformer, TransformerConfig
+from course_utils.text import random_batch
 from course_utils.throughput import format_mfu, mfu, peak_flops
-from course_utils.train import TrainConfig, evaluate, learning_rate, train
+from course_utils.train import (
+    TrainConfig,
+    evaluate,
+    learning_rate,
+    optimizer_for,
+    random_windows,
+    train,
+)
 
 CONFIG = TransformerConfig(vocab_size=7, context=16, n_layers=2, n_heads=2, d_model=16)
 
@@ -204,10 +213,8 @@ def test_bad_training_settings_are_named(kwargs):
         TrainConfig(**kwargs)
 
 
-def test_packed_parameters_give_the_same_updates_as_plain_per_tensor_adamw():
-    """The loop packs parameters into flat tensors; the result must equal textbook AdamW + clipping."""
-    from course_utils.text import random_batch
-
+def test_the_loops_updates_equal_textbook_per_tensor_adamw_with_clipping():
+    """The loop's optimizer (fused where available) gives the updates of plain per-tensor AdamW + clipping."""
     config = _quick(iterations=6, warmup=2, grad_clip=0.5)
     trained = Transformer(CONFIG)
     train(trained, TRAIN, VAL, config)
@@ -216,7 +223,8 @@ def test_packed_parameters_give_the_same_updates_as_plain_per_tensor_adamw():
     decay = [p for p in model.parameters() if p.ndim >= 2]
     rest = [p for p in model.parameters() if p.ndim < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                             {"params": rest, "weight_decay": 0.0}], lr=config.lr, betas=config.betas)
+                             {"params": rest, "weight_decay": 0.0}], lr=config.lr, betas=config.betas,
+                            foreach=False)
     g = torch.Generator().manual_seed(config.seed)
     for step in range(config.iterations):
         for group in opt.param_groups:
@@ -229,6 +237,137 @@ def test_packed_parameters_give_the_same_updates_as_plain_per_tensor_adamw():
         opt.step()
     for (name, a), b in zip(model.state_dict().items(), trained.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_optimizer_decays_matrices_only_and_uses_the_fused_kernel_where_torch_has_one():
+    model = Transformer(CONFIG)
+    opt = optimizer_for(model, _quick(weight_decay=0.1))
+    decayed, plain = opt.param_groups
+    assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
+    assert all(p.ndim >= 2 for p in decayed["params"]) and all(p.ndim == 1 for p in plain["params"])
+    assert len(decayed["params"]) + len(plain["params"]) == len(list(model.parameters()))
+    version = tuple(int(part) for part in torch.__version__.split(".")[:2])
+    assert bool(opt.defaults["fused"]) == (version >= (2, 4))  # CPU fused AdamW came in PyTorch 2.4
+    assert bool(opt.defaults["foreach"]) == (version < (2, 4))
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        optimizer_for(torch.nn.ReLU(), _quick())
+
+
+def _steps_with(model: torch.nn.Module, optimizer: torch.optim.Optimizer, clear, steps: int = 8) -> list[float]:
+    """A learner's loop over one fixed batch: clear the gradients with `clear`, backward, step."""
+    x, y = random_batch(TRAIN, 16, 8, torch.Generator().manual_seed(0))
+    losses = []
+    for _ in range(steps):
+        clear()
+        loss = model.loss(x, y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+CLEARS = {
+    "model.zero_grad()": lambda model, optimizer: model.zero_grad(),
+    "model.zero_grad(set_to_none=True)": lambda model, optimizer: model.zero_grad(set_to_none=True),
+    "optimizer.zero_grad()": lambda model, optimizer: optimizer.zero_grad(),
+}
+
+
+@pytest.mark.parametrize("clear", list(CLEARS))
+def test_clearing_gradients_any_usual_way_between_steps_keeps_training(clear):
+    model = Transformer(CONFIG)
+    optimizer = optimizer_for(model, _quick(lr=1e-2, weight_decay=0.0))
+    before = [p.detach().clone() for p in model.parameters()]
+    losses = _steps_with(model, optimizer, lambda: CLEARS[clear](model, optimizer))
+    assert all(not torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True))
+    assert losses[-1] < losses[0] - 0.3
+
+
+def test_converting_the_model_after_building_the_optimizer_still_trains_the_model():
+    model = Transformer(CONFIG)
+    optimizer = optimizer_for(model, _quick(lr=1e-2, weight_decay=0.0))
+    model.double()  # the optimizer holds the same parameters, now in float64
+    before = [p.detach().clone() for p in model.parameters()]
+    losses = _steps_with(model, optimizer, optimizer.zero_grad)
+    assert all(p.dtype == torch.float64 for p in model.parameters())
+    assert all(not torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True))
+    assert losses[-1] < losses[0] - 0.3
+
+
+def _half_masked_windows(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch source: random windows whose first 8 targets are left out of the loss."""
+    x, y = random_batch(TRAIN, 16, 4, generator)
+    return x, torch.cat([torch.full((4, 8), IGNORE_INDEX), y[:, 8:]], dim=1)
+
+
+def test_a_token_stream_trains_on_random_windows_like_its_batch_source():
+    plain = train(Transformer(CONFIG), TRAIN, VAL, _quick())
+    sourced = train(Transformer(CONFIG), random_windows(TRAIN, 16, 4), VAL, _quick(batch_size=99))
+    assert sourced.train_loss == plain.train_loss and sourced.val_loss == plain.val_loss
+
+
+def test_a_batch_source_with_ignored_targets_counts_only_the_others():
+    model = Transformer(CONFIG)
+    x, y = _half_masked_windows(torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        log_p = torch.log_softmax(model(x)[:, 8:], -1).gather(-1, y[:, 8:, None])
+    h = train(model, _half_masked_windows, VAL, _quick(iterations=8, eval_every=8))
+    assert h.train_loss[0] == pytest.approx(-log_p[:, :, 0].mean().item(), rel=1e-5)
+    assert h.tokens_per_second > 0 and h.train_loss[-1] < h.train_loss[0]
+
+
+def test_a_batch_source_run_repeats_and_resumes_bit_for_bit(tmp_path):
+    straight_model = Transformer(CONFIG)
+    straight = train(straight_model, _half_masked_windows, VAL, _quick())
+    assert train(Transformer(CONFIG), _half_masked_windows, VAL, _quick()).train_loss == straight.train_loss
+    path = str(tmp_path / "source.pt")
+    train(Transformer(CONFIG), _half_masked_windows, VAL, _quick(checkpoint_path=path, checkpoint_every=8,
+                                                                 stop_after=11))
+    resumed_model = Transformer(CONFIG, seed=5)
+    resumed = train(resumed_model, _half_masked_windows, VAL, _quick(checkpoint_path=path, checkpoint_every=8),
+                    resume=True)
+    assert resumed.train_loss == straight.train_loss and resumed.val_loss == straight.val_loss
+    for a, b in zip(straight_model.state_dict().values(), resumed_model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_a_validation_function_scores_the_model_in_eval_mode_at_each_evaluation():
+    seen = []
+
+    def validate(model):
+        seen.append((model.training, torch.is_grad_enabled()))
+        return 10.0 - len(seen)
+
+    h = train(Transformer(CONFIG), TRAIN, validate, _quick(iterations=20, eval_every=8))
+    assert h.val_steps == [8, 16, 20] and h.val_loss == [9.0, 8.0, 7.0]
+    assert seen == [(False, False)] * 3
+    stopped = train(Transformer(CONFIG), TRAIN, lambda m: 1.0, _quick(iterations=20, eval_every=8, target_loss=1.0))
+    assert stopped.reached_target and stopped.steps[-1] == 8
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [(lambda g: random_batch(TRAIN, 16, 4, g)[0], "must return \\(inputs, targets\\)"),
+     (lambda g: (TRAIN[:16], TRAIN[1:17]), "must return \\(inputs, targets\\)"),
+     (lambda g: (*random_batch(TRAIN, 16, 4, g), None), "must return"),
+     (lambda g: random_batch(TRAIN + 7, 16, 4, g), "outside the model's vocabulary"),
+     (lambda g: (torch.zeros(2, 16), torch.zeros(2, 16)), "integer token ids"),
+     (lambda g: (torch.zeros(2, 17, dtype=torch.long),) * 2, "longer than the model's context"),
+     (lambda g: (torch.zeros(2, 16, dtype=torch.long), torch.full((2, 16), IGNORE_INDEX)), "nothing to learn")],
+)
+def test_a_bad_batch_source_is_named_before_training(source, message):
+    model = Transformer(CONFIG)
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match=message):
+        train(model, source, VAL, _quick())
+    assert all(torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True))
+
+
+def test_data_and_validation_of_the_wrong_kind_are_named():
+    with pytest.raises(ValueError, match="data must be a 1-D tensor of token ids or a batch source"):
+        train(Transformer(CONFIG), TRAIN.tolist(), VAL, _quick())
+    with pytest.raises(ValueError, match="val must be a 1-D tensor of token ids or a function"):
+        train(Transformer(CONFIG), TRAIN, 1.5, _quick())
 
 
 def test_presets_build_valid_configurations():
