@@ -175,18 +175,21 @@ class Transformer(nn.Module):
         """Extend `idx` (batch, time) by `n_new` tokens sampled at `temperature` (0 means greedy)."""
         if not self.config.causal:
             raise ValueError("generation needs a causal model; this one sees future tokens")
-        if temperature < 0:
-            raise ValueError(f"temperature must be non-negative, got {temperature}")
+        from .sequences import temperature_distribution  # the course's one temperature function
+        from .validate import non_negative_float
+
+        temperature = non_negative_float(temperature, "temperature")
         idx = idx.to(model_device(self))  # a prompt from anywhere; the result lies on the model's device
         was_training = self.training
         self.eval()
         for _ in range(n_new):
             logits = self(idx[:, -self.config.context:])[:, -1].float()
+            # softmax(z / T) = temperature_distribution(softmax(z), T); T = 0 takes the argmax without a draw
+            probs = temperature_distribution(torch.softmax(logits.double(), dim=-1), temperature)
             if temperature == 0:
-                nxt = logits.argmax(-1, keepdim=True)
+                nxt = probs.argmax(-1, keepdim=True).to(idx.device)
             else:
-                probs = torch.softmax(logits / temperature, dim=-1).cpu()
-                nxt = torch.multinomial(probs, 1, generator=generator).to(idx.device)
+                nxt = torch.multinomial(probs.float(), 1, generator=generator).to(idx.device)
             idx = torch.cat([idx, nxt], dim=1)
         self.train(was_training)
         return idx

@@ -134,3 +134,34 @@ def test_temperature_is_stable_near_zero():
     for t in (1e-30, 1e-300):
         assert temperature_distribution(p, t).tolist() == [1.0, 0.0, 0.0]
     assert temperature_distribution([0.25, 0.25, 0.5], 1e-300).tolist() == [0.0, 0.0, 1.0]
+
+
+def _generate_with_scaled_logits(model, idx, n_new, generator, temperature):
+    """Sampling as `generate` did before it used `temperature_distribution`: softmax(z / T), argmax at 0."""
+    for _ in range(n_new):
+        logits = model(idx[:, -model.config.context:])[:, -1].float()
+        if temperature == 0:
+            nxt = logits.argmax(-1, keepdim=True)
+        else:
+            nxt = torch.multinomial(torch.softmax(logits / temperature, dim=-1), 1, generator=generator)
+        idx = torch.cat([idx, nxt], dim=1)
+    return idx
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.7, 1.0])
+def test_generate_samples_the_same_tokens_as_softmax_of_scaled_logits(temperature):
+    from course_utils.models import Transformer, TransformerConfig
+
+    model = Transformer(TransformerConfig(vocab_size=23, context=16, n_layers=2, n_heads=2, d_model=32), seed=3)
+    with torch.no_grad():  # logits 5× those at initialisation: about 2 nats of entropy per step, not log 23
+        model.head.weight.mul_(5.0)
+    model.eval()
+    prompt = torch.randint(23, (4, 5), generator=torch.Generator().manual_seed(0))
+    ours = model.generate(prompt, 40, torch.Generator().manual_seed(11), temperature=temperature)
+    with torch.no_grad():
+        ref = _generate_with_scaled_logits(model, prompt, 40, torch.Generator().manual_seed(11), temperature)
+    assert ours.shape == (4, 45)
+    assert torch.equal(ours, ref)
+    if temperature > 0:  # the draws really are random: another seed gives other tokens
+        other = model.generate(prompt, 40, torch.Generator().manual_seed(12), temperature=temperature)
+        assert not torch.equal(other, ours)
