@@ -2,43 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
+from .sequences import temperature_distribution
+from .validate import non_negative_float, one_of, positive_float, positive_int, token_id, token_ids
+
 TokenData = torch.Tensor | Sequence[int] | Sequence[torch.Tensor] | Sequence[Sequence[int]]
-
-
-def as_sequences(data: TokenData, vocab_size: int) -> list[torch.Tensor]:
-    """One or several token sequences as a list of 1-D int64 tensors with ids in 0..vocab_size-1."""
-    if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size < 1:
-        raise ValueError(f"vocab_size must be a positive integer, got {vocab_size!r}")
-    if isinstance(data, torch.Tensor):
-        seqs = [data] if data.ndim == 1 else list(data)
-    elif isinstance(data, (str, bytes)):
-        raise ValueError("tokens must be integer ids; encode text with a tokenizer first")
-    else:
-        items = list(data)
-        nested = bool(items) and all(isinstance(s, (torch.Tensor, list, tuple)) for s in items)
-        seqs = items if nested else [items]
-    out = []
-    for i, s in enumerate(seqs):
-        t = torch.as_tensor(s)
-        if t.ndim != 1:
-            raise ValueError(f"sequence {i} must be 1-dimensional, got shape {tuple(t.shape)}")
-        if t.numel() == 0:
-            raise ValueError(f"sequence {i} is empty")
-        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-            raise ValueError(f"sequence {i} must hold integer token ids, got dtype {t.dtype}")
-        t = t.long()
-        if t.min() < 0 or t.max() >= vocab_size:
-            raise ValueError(f"sequence {i} has token ids outside 0..{vocab_size - 1}")
-        out.append(t)
-    if not out:
-        raise ValueError("no sequences given: at least one token is needed")
-    return out
 
 
 def bigram_counts(data: TokenData, vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -55,9 +27,7 @@ def bigram_counts(data: TokenData, vocab_size: int) -> tuple[torch.Tensor, torch
 
 def normalise_counts(counts: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
     """(counts + k) / row total: the MLE for k = 0, add-k smoothing otherwise; empty rows are uniform."""
-    if not smoothing >= 0 or math.isinf(smoothing):
-        raise ValueError(f"smoothing must be a finite number >= 0, got {smoothing!r}")
-    c = counts.double() + smoothing
+    c = counts.double() + non_negative_float(smoothing, "smoothing")
     total = c.sum(-1, keepdim=True)
     uniform = torch.full_like(c, 1.0 / c.shape[-1])
     return torch.where(total > 0, c / total.clamp_min(1e-300), uniform)
@@ -94,13 +64,12 @@ class BigramModel:
         stream has a single first token, so `start="unigram"` uses the frequency of every token
         instead, a sensible first-token distribution for scoring new text.
         """
+        one_of(start, ("first", "unigram"), "start")
         first, pairs = bigram_counts(data, vocab_size)
         if start == "unigram":
             first = torch.zeros(vocab_size, dtype=torch.float64)
             for s in as_sequences(data, vocab_size):
                 first += torch.bincount(s, minlength=vocab_size).double()
-        elif start != "first":
-            raise ValueError(f"start must be 'first' or 'unigram', got {start!r}")
         return cls(normalise_counts(first, smoothing), normalise_counts(pairs, smoothing))
 
     @classmethod
@@ -112,10 +81,7 @@ class BigramModel:
         computed from the counts (the same number as summing over every token). Rows never seen
         receive no gradient and stay uniform, as in `fit_counts`.
         """
-        if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be a positive integer, got {steps!r}")
-        if not lr > 0:
-            raise ValueError(f"lr must be positive, got {lr!r}")
+        steps, lr = positive_int(steps, "steps"), positive_float(lr, "lr")
         start_counts, pairs = bigram_counts(data, vocab_size)
         n_tokens = float(start_counts.sum() + pairs.sum())
         w = torch.zeros(vocab_size, vocab_size, dtype=torch.float64, requires_grad=True)
@@ -176,32 +142,47 @@ class BigramModel:
         temperature 1 samples the model; below 1 favours likely tokens; 0 is greedy (argmax).
         `first` fixes the first token instead of drawing it from the start distribution.
         """
-        if not isinstance(n_tokens, int) or n_tokens < 1:
-            raise ValueError(f"n_tokens must be a positive integer, got {n_tokens!r}")
-        if first is not None and not 0 <= int(first) < self.vocab_size:
-            raise ValueError(f"first must be a token id in 0..{self.vocab_size - 1}, got {first!r}")
-        start = with_temperature(self.start, temperature)
-        table = with_temperature(self.transition, temperature)
-        out = [int(first) if first is not None else _draw(start, generator)]
+        n_tokens = positive_int(n_tokens, "n_tokens")
+        if first is not None:
+            first = token_id(first, self.vocab_size, "first")
+        start = temperature_distribution(self.start, temperature)
+        table = temperature_distribution(self.transition, temperature)
+        out = [first if first is not None else _draw(start, generator)]
         for _ in range(n_tokens - 1):
             out.append(_draw(table[out[-1]], generator))
         return torch.tensor(out, dtype=torch.long)
 
 
-def with_temperature(probs: torch.Tensor, temperature: float) -> torch.Tensor:
-    """p^(1/T) renormalised along the last axis; T = 0 puts all mass on the most probable token."""
-    try:
-        t = float(temperature)
-    except (TypeError, ValueError):
-        raise ValueError(f"temperature must be a number, got {temperature!r}") from None
-    if not t >= 0 or math.isinf(t):
-        raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
-    p = torch.as_tensor(probs, dtype=torch.float64)
-    if t == 0:
-        return torch.nn.functional.one_hot(p.argmax(-1), p.shape[-1]).double()
-    logits = torch.log(p) / t
-    return torch.softmax(logits, -1)
-
-
 def _draw(p: torch.Tensor, generator: torch.Generator) -> int:
     return int(torch.multinomial(p, 1, generator=generator))
+
+
+# ---------------------------------------------------------------- guards
+
+def as_sequences(data: TokenData, vocab_size: int) -> list[torch.Tensor]:
+    """One or several token sequences as a list of 1-D int64 tensors with ids in 0..vocab_size-1."""
+    vocab_size = positive_int(vocab_size, "vocab_size")
+    if isinstance(data, (str, bytes)):
+        raise ValueError("tokens must be integer ids; encode text with a tokenizer first")
+    if isinstance(data, torch.Tensor):
+        seqs = [data] if data.ndim == 1 else list(data)
+    else:
+        items = list(data)
+        nested = bool(items) and all(isinstance(s, (torch.Tensor, list, tuple)) for s in items)
+        seqs = items if nested else [items]
+    out = [_sequence(s, vocab_size, f"sequence {i}") for i, s in enumerate(seqs)]
+    if not out:
+        raise ValueError("no sequences given: at least one token is needed")
+    return out
+
+
+def _sequence(values: Sequence[int] | torch.Tensor, vocab_size: int, name: str) -> torch.Tensor:
+    try:
+        t = torch.as_tensor(values)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{name} must hold integer token ids, got {values!r}") from None
+    if t.ndim != 1:
+        raise ValueError(f"{name} must be 1-dimensional, got shape {tuple(t.shape)}")
+    if t.numel() == 0:
+        raise ValueError(f"{name} is empty")
+    return token_ids(t, vocab_size, name)

@@ -29,6 +29,18 @@ def int_at_least(value: int, name: str, minimum: int) -> int:
     return int(value)
 
 
+def index(value: int, size: int, name: str, what: str = "an index") -> int:
+    """`value` as an int in 0..size-1 (`what` names the kind of index in the message)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or not 0 <= value < size:
+        raise ValueError(f"{name} must be {what} in 0..{size - 1}, got {value!r}")
+    return int(value)
+
+
+def token_id(value: int, vocab_size: int, name: str) -> int:
+    """`value` as an int in 0..vocab_size-1."""
+    return index(value, vocab_size, name, "a token id")
+
+
 def finite_float(value: float, name: str) -> float:
     """`value` as a finite Python float (a number, or a one-element tensor; not a bool or a string)."""
     number = _number(value, name)

@@ -13,8 +13,8 @@ from course_utils.ngram import (
     bigram_counts,
     bigram_probabilities,
     normalise_counts,
-    with_temperature,
 )
+from course_utils.sequences import temperature_distribution
 from course_utils.synthetic import SyntheticLanguage
 from course_utils.text import CharTokenizer, python_docs_text
 
@@ -111,16 +111,21 @@ def test_model_shapes_are_checked():
         BigramModel(torch.ones(3) / 3, torch.ones(2, 2) / 2)
 
 
-def test_temperature():
-    p = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
-    assert torch.allclose(with_temperature(p, 1.0), p)
-    assert with_temperature(p, 0).tolist() == [1.0, 0.0, 0.0]
-    cold, hot = with_temperature(p, 0.5), with_temperature(p, 2.0)
-    assert cold[0] > p[0] > hot[0]
-    assert torch.allclose(cold, p**2 / (p**2).sum())
+def test_sampling_uses_the_temperature_of_each_row():
+    """Each drawn token follows temperature_distribution of its row: the same draws, one by one."""
+    m = BigramModel.fit_counts(SyntheticLanguage.random(6, 1, 4, seed=2).sample(500, torch.Generator().manual_seed(0)),
+                               6, smoothing=0.5)
+    for t in (0.5, 1.0, 2.0):
+        x = m.sample(30, torch.Generator().manual_seed(7), temperature=t)
+        g = torch.Generator().manual_seed(7)
+        by_hand = [int(torch.multinomial(temperature_distribution(m.start, t), 1, generator=g))]
+        for _ in range(29):
+            by_hand.append(int(torch.multinomial(temperature_distribution(m.transition[by_hand[-1]], t), 1,
+                                                 generator=g)))
+        assert x.tolist() == by_hand
     for t in (-1.0, math.inf, float("nan"), "warm"):
         with pytest.raises(ValueError, match="temperature"):
-            with_temperature(p, t)
+            m.sample(3, torch.Generator(), temperature=t)
 
 
 def test_sampling_statistics_within_5_sigma():
@@ -141,8 +146,10 @@ def test_greedy_sampling_follows_the_argmax_and_generators_reproduce():
     a = m.sample(50, torch.Generator().manual_seed(3), temperature=1.5)
     b = m.sample(50, torch.Generator().manual_seed(3), temperature=1.5)
     assert torch.equal(a, b)
-    with pytest.raises(ValueError, match="first"):
-        m.sample(3, torch.Generator(), first=7)
+    assert m.sample(2, torch.Generator(), temperature=0, first=torch.tensor([0, 1])[1].item()).tolist() == [1, 0]
+    for bad in (7, -1, True, 1.0):
+        with pytest.raises(ValueError, match=r"first must be a token id in 0\.\.1"):
+            m.sample(3, torch.Generator(), first=bad)
 
 
 def test_unigram_start_distribution_for_a_single_stream():

@@ -120,6 +120,15 @@ def test_torch_generator():
             v.torch_generator(bad)
 
 
+def test_index_and_token_id():
+    assert v.index(np.int64(2), 3, "target") == 2 and v.token_id(0, 5, "mask_id") == 0
+    for bad in (3, -1, True, 1.0, "1", None):
+        with pytest.raises(ValueError, match=r"target must be an index in 0\.\.2, got "):
+            v.index(bad, 3, "target")
+        with pytest.raises(ValueError, match=r"mask_id must be a token id in 0\.\.2, got "):
+            v.token_id(bad, 3, "mask_id")
+
+
 def test_token_ids():
     out = v.token_ids(torch.tensor([[0, 4], [2, 1]], dtype=torch.int32), 5)
     assert out.dtype == torch.int64 and out.tolist() == [[0, 4], [2, 1]]
