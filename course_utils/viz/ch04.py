@@ -29,9 +29,9 @@ def loss_curves(curves: Mapping[str, Sequence[float]], title: str = "", entropy:
         raise ValueError("curves is empty: give at least one named curve")
     if entropy is not None:
         entropy = finite_float(entropy, "entropy")
+    ys = {label: series(values, f"curve {label!r}") for label, values in curves.items()}
     fig, ax = plt.subplots(layout="constrained")
-    for i, (label, values) in enumerate(curves.items()):
-        v = series(values, f"curve {label!r}")
+    for i, (label, v) in enumerate(ys.items()):
         ax.plot(np.arange(1, len(v) + 1), v, linestyle=_STYLES[i % len(_STYLES)],
                 linewidth=2.5 if i == 0 else 1.5, label=label)
     if entropy is not None:
@@ -48,9 +48,9 @@ def stability(scales: Sequence[float], curves: Mapping[str, Sequence[float]], ti
     x = series(scales, "scales", positive=True)
     for label, values in curves.items():
         same_length(scales=scales, **{f"curve {label!r}": values})
+    ys = {label: series(values, f"curve {label!r}") for label, values in curves.items()}
     fig, ax = plt.subplots(layout="constrained")
-    for i, (label, values) in enumerate(curves.items()):
-        v = series(values, f"curve {label!r}")
+    for i, (label, v) in enumerate(ys.items()):
         finite = np.isfinite(v)
         ax.plot(x[finite], v[finite], linestyle=_STYLES[i % len(_STYLES)], marker="o", markersize=3,
                 label=label)

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 import ipywidgets as W
 import matplotlib.pyplot as plt
 import torch
-from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..runtime import model_device
@@ -36,18 +35,14 @@ def smooth(values: Sequence[float], window: int = 20) -> list[float]:
 
 
 def plot_curves(runs: Mapping[str, History], floors: Mapping[str, float] | None = None, window: int = 20,
-                title: str = "training and validation loss", ax: Axes | None = None) -> Figure:
-    """Per run: the smoothed training loss (thin) and the validation NLL (dots); optional horizontal floors.
-
-    Draws into `ax` when given (e.g. one panel of a larger figure) and returns the figure it belongs to.
-    """
+                title: str = "training and validation loss") -> Figure:
+    """Per run: the smoothed training loss (thin) and the validation NLL (dots); optional horizontal floors."""
     if not runs:
         raise ValueError("plot_curves needs at least one run")
     for label, h in runs.items():
         same_length(**{f"{label!r} steps": h.steps, f"{label!r} train_loss": h.train_loss})
         same_length(**{f"{label!r} val_steps": h.val_steps, f"{label!r} val_loss": h.val_loss})
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(7, 4))
     for i, (label, h) in enumerate(runs.items()):
         color = f"C{i}"
         ax.plot(h.steps, smooth(h.train_loss, window), color=color, lw=1, alpha=0.8, label=f"{label}: train")
@@ -58,7 +53,7 @@ def plot_curves(runs: Mapping[str, History], floors: Mapping[str, float] | None 
     ax.set_ylabel("loss (nats per token)")
     ax.set_title(title)
     ax.legend(fontsize=8)
-    return ax.figure
+    return fig
 
 
 def plot_attention_cost(cost: Mapping[str, Sequence[float]]) -> Figure:

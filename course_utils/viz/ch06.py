@@ -78,11 +78,13 @@ def policy_curves(histories: Mapping[str, torch.Tensor], best: int) -> Figure:
     """π(y*) against steps for several training methods on the toy policy."""
     if not histories:
         raise ValueError("histories is empty: give at least one method's policy history")
-    fig, ax = plt.subplots(layout="constrained")
-    for name, h in histories.items():
-        h = torch.as_tensor(h)
+    tables = {name: torch.as_tensor(h) for name, h in histories.items()}
+    for name, h in tables.items():
         if h.ndim != 2 or not 0 <= best < h.shape[1]:
-            raise ValueError(f"{name}: a history must have shape (steps + 1, K) with best < K")
+            raise ValueError(f"{name}: a history must have shape (steps + 1, K) with best < K, "
+                             f"got shape {tuple(h.shape)} and best = {best}")
+    fig, ax = plt.subplots(layout="constrained")
+    for name, h in tables.items():
         ax.plot(np.arange(h.shape[0]), h[:, best].numpy(), label=name)
     ax.set(xlabel="gradient step", ylabel="π(y*)", ylim=(-0.02, 1.02),
            title="probability of the best output during training")

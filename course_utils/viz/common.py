@@ -18,7 +18,7 @@ def style() -> None:
 
 
 def curve(values: Sequence[float], xlabel: str, ylabel: str, title: str = "",
-          target: float | None = None, target_label: str = "target", log_x: bool = False) -> Figure:
+          target: float | None = None, target_label: str = "target") -> Figure:
     """One quantity against steps (e.g. θ during gradient ascent), with an optional target line."""
     y = series(values, "values")
     if target is not None:
@@ -29,8 +29,6 @@ def curve(values: Sequence[float], xlabel: str, ylabel: str, title: str = "",
         ax.axhline(target, color="C3", linestyle="--", label=f"{target_label} = {target:.4g}")
         ax.legend()
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
-    if log_x:
-        ax.set_xscale("log")
     return fig
 
 

@@ -26,7 +26,9 @@ class Rejected(ValueError):
 class Explorer(ABC):
     """Controls, a summary line and a figure area; every change of a control's `.value` refreshes them.
 
-    A subclass creates its controls and its initial state, then calls `super().__init__(rows, draw)`.
+    A subclass creates its controls and its initial state, then calls `super().__init__(rows, draw)`:
+    `rows` lists the controls top to bottom (a list in a row puts controls side by side) and `panels`
+    what goes below the summary (the figure area `plot` unless given).
     It implements `compute()` (read the controls, set the state, return the summary as HTML, or
     raise `Rejected`), `reset()` (the state after a rejection) and, if it draws, `make_figure()`.
     The state is updated synchronously, so code (and tests) can set `.value` and read it back.
