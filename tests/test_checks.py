@@ -89,7 +89,7 @@ def test_answer_items():
 
 def test_unknown_and_undefined_names():
     assert "no graded item is called 'nope'" in evaluate("nope", 1).message
-    assert "not defined yet" in evaluate("bernoulli_mle").message
+    assert "`bernoulli_mle` is not defined" in evaluate("bernoulli_mle").message
 
 
 def test_check_finds_the_name_in_the_callers_namespace(capsys):

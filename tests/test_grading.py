@@ -20,16 +20,19 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 
 from course_utils.assessment import assignments
+from course_utils.assessment.checks import evaluate
+from course_utils.assessment.grading import parent, processes, protocol
 from course_utils.assessment.grading.cli import DEFAULT_TIMEOUT_S, grade
 from course_utils.assessment.grading.notebook import (
     UnreadableNotebook,
     code_cells_from_bytes,
     python_source,
 )
-from course_utils.assessment.grading.sandbox import Pool
-from course_utils.assessment.grading.scoring import Plan, check_plain
+from course_utils.assessment.grading.parent import Pool
+from course_utils.assessment.grading.scoring import Plan
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_ROOT = os.geteuid() == 0
@@ -269,6 +272,20 @@ STOLEN = _steal()
 
 def log_likelihood(theta, flips):
     return STOLEN(theta, flips) if STOLEN else 0.0'''})
+BLOCKED_IMPORTS = with_cells('''import importlib
+refused = []
+for name in ["course_utils.assessment.assignments", "course_utils.assessment.assignments.ch01_mle_coin_flips",
+             "course_utils.assessment.grading", "course_utils.assessment.grading.parent",
+             "course_utils.assessment.grading.scoring", "course_utils.assessment.grading.protocol",
+             "course_utils.assessment.grading.child", "course_utils.assessment.grading.forkserver",
+             "course_utils.assessment.authoring"]:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        refused.append(name)
+import course_utils.assessment.checks as checks_module
+stub = checks_module.check("log_likelihood") is None and checks_module.__doc__.startswith("check() does nothing")
+ANSWER_SPREAD_RATIO = 0.5 if len(refused) == 9 and stub else 0.25''')
 EQUALS_ANYTHING = with_cells('''class Liar:
     def __eq__(self, other):
         return True
@@ -317,7 +334,7 @@ def batch(tmp_path_factory) -> Graded:
         "input": INPUT, "exits": EXITS, "os_exit": OS_EXIT, "segfault": SEGFAULT, "memory_bomb": MEMORY_BOMB,
         "fork_bomb": FORK_BOMB, "background": BACKGROUND, "flood": FLOOD, "fake_pass": FAKE_PASS,
         "shadow_builtins": SHADOW_BUILTINS, "monkeypatch": MONKEYPATCH,
-        "reads_reference": READS_REFERENCE, "equals_anything": EQUALS_ANYTHING, "nan_inf": NAN_INF,
+        "reads_reference": READS_REFERENCE, "blocked_imports": BLOCKED_IMPORTS, "equals_anything": EQUALS_ANYTHING, "nan_inf": NAN_INF,
         "wrong_types": WRONG_TYPES, "slow_but_correct": SLOW_BUT_CORRECT, "too_slow": TOO_SLOW,
         "known_wrong": LOG_OF_PRODUCT, "mutated_global": MUTATED_GLOBAL,
         # without root the child runs as the grader's own user and could write these (README, "Grading")
@@ -465,6 +482,10 @@ def test_reference_and_expected_values_are_out_of_reach(batch):
     assert lost(batch, "reads_reference") == {"log_likelihood"}
 
 
+def test_grader_and_assignments_cannot_be_imported_and_check_does_nothing(batch):
+    assert_handled(batch, "blocked_imports", FULL)  # ANSWER_SPREAD_RATIO says all nine imports were refused
+
+
 def test_objects_that_equal_anything_earn_nothing(batch):
     assert_handled(batch, "equals_anything", FULL - 5)
     assert lost(batch, "equals_anything") == {"log_likelihood", "bernoulli_mle", "ANSWER_LOWER_LOSS"}
@@ -529,7 +550,7 @@ def test_solution_scores_full_marks_and_exercise_zero(tmp_path, key, pool, capsy
     assert solution["score"] == solution["max_score"] == assignment.max_score, solution["output"]
     assert exercise["score"] == 0 and exercise["max_score"] == assignment.max_score
     assert solution["extra_data"]["status"] == exercise["extra_data"]["status"] == "ok"
-    assert all("not attempted" in t["output"] or "not defined" in t["output"] for t in exercise["tests"])
+    assert all("not implemented yet" in t["output"] or "not defined" in t["output"] for t in exercise["tests"])
     assert [sha(p) for p in files] == before
     assert pool.workers[0].uid is None or not _processes_of_uid(pool.workers[0].uid)
 
@@ -626,7 +647,7 @@ def test_gradescope_export_runs_the_same_grader(tmp_path):
     with zipfile.ZipFile(archive) as zf:
         names = set(zf.namelist())
         assert {"setup.sh", "run_autograder", "course/pyproject.toml",
-                "course/course_utils/assessment/grading/harness.py", "course/course_utils/assessment/items.py"} <= names
+                "course/course_utils/assessment/grading/child.py", "course/course_utils/assessment/items.py"} <= names
         for script in ("setup.sh", "run_autograder"):
             assert (zf.getinfo(script).external_attr >> 16) & stat.S_IXUSR
         zf.extract("run_autograder", tmp_path)
@@ -667,34 +688,40 @@ def test_magics_and_shell_lines_are_skipped():
     assert python_source("a = (1\n     != 2)") == "a = (1\n     != 2)"
 
 
-@pytest.mark.parametrize("value", [
-    {"__array__": True, "dtype": "object", "shape": [1], "data": [1]},
-    {"__array__": True, "dtype": "float64", "shape": [10**9], "data": [1.0]},
-    {"__array__": True, "dtype": "float64", "shape": [2], "data": [1.0, [2.0]]},
-    {"__array__": True, "dtype": "int8", "shape": [1], "data": [1000]},
-    {"__array__": True, "dtype": "float64", "shape": [-1], "data": []},
-    {"__array__": True, "dtype": "float64", "shape": [1], "data": [1.0], "extra": 1},
-    {"value": 1}, 2**70, json.loads("[" * 40 + "1" + "]" * 40)])
-def test_malformed_plain_data_from_the_child_is_rejected(value):
-    assert check_plain(value) is not None
+def _report(values: list) -> protocol.ItemReport:
+    """The child's report on log_likelihood with these returned values, as the parent parses it."""
+    outcomes = [{"value": v, "error": None} for v in values]
+    line = protocol.encode_line(protocol.item_message("log_likelihood", True, protocol.OK, outcomes))
+    return protocol.decode_line(line)
 
 
 def test_hidden_case_feedback_never_shows_the_expected_value():
     plan = Plan(assignments.load("01"))
-    expected = plan.cases["log_likelihood"][3].expected  # hidden case 1: 5000 flips
-    msg = {"state": "ok", "outcomes": [{"value": c.expected, "error": None} for c in plan.cases["log_likelihood"]]}
-    msg["outcomes"][3] = {"value": expected + 1.0, "error": None}
-    item = plan.score({"log_likelihood": msg})[0]
-    assert item.score == 0 and "hidden case 1 failed" in item.output
+    values = [c.expected for c in plan.cases["log_likelihood"]]
+    expected = values[3]  # hidden case 1: 5000 flips
+    item = plan.score({"log_likelihood": _report(values[:3] + [expected + 1.0] + values[4:])})[0]
+    assert item.score == 0 and item.output.startswith("❌ hidden case 1 failed: wrong result (got ")
     assert f"{expected:.4g}" not in item.output and "expected" not in item.output.split("Hint")[0]
-    msg["outcomes"][3] = {"value": expected, "error": None}
-    assert plan.score({"log_likelihood": msg})[0].score == 2
+    assert plan.score({"log_likelihood": _report(values)})[0].score == 2
+
+
+def test_public_case_feedback_of_the_grader_is_the_line_check_prints(batch):
+    # the same wrong function in the sandbox and in check(): the same sentence, less the item's name
+    class LyingFloat(float):
+        def __eq__(self, other):
+            return True
+
+    for submission, name, wrong in (("shadow_builtins", "bernoulli_mle", lambda flips: 0.123),
+                                    ("wrong_types", "bernoulli_mle", lambda flips: torch.tensor([0.75, 0.75])),
+                                    ("equals_anything", "bernoulli_mle", lambda flips: LyingFloat(0.1)),
+                                    ("nan_inf", "bernoulli_mle", lambda flips: float("inf"))):
+        line = evaluate(name, wrong).message
+        assert line.startswith(f"❌ {name}: case 1, {name}(")
+        assert batch.feedback(submission, name) == line.replace(f"{name}: ", "", 1)
 
 
 def test_world_readable_checks_every_parent():
     import tempfile
-
-    from course_utils.assessment.grading.sandbox import _world_readable
 
     base = Path(tempfile.mkdtemp())
     try:
@@ -702,11 +729,11 @@ def test_world_readable_checks_every_parent():
         inner.mkdir()
         inner.chmod(0o755)
         base.chmod(0o700)
-        assert not _world_readable(inner)
+        assert not parent._world_readable(inner)
         base.chmod(0o711)
-        assert _world_readable(inner)
+        assert parent._world_readable(inner)
         inner.chmod(0o700)
-        assert not _world_readable(inner)
+        assert not parent._world_readable(inner)
     finally:
         base.chmod(0o700)
         inner.rmdir()
@@ -714,16 +741,61 @@ def test_world_readable_checks_every_parent():
 
 
 def test_result_stream_from_the_child_is_parsed_defensively():
-    from course_utils.assessment.grading import sandbox
-
-    run, buffer = sandbox.RunResult(), bytearray()
+    run, buffer = parent.RunResult(), bytearray()
     good = json.dumps({"item": "bernoulli_mle", "final": False, "state": "ok", "outcomes": []}).encode()
+    final = protocol.encode_line(protocol.item_message("best_theta", True, protocol.MISSING))
+    late = protocol.encode_line(protocol.item_message("best_theta", False, protocol.NOT_CALLABLE, type_name="int"))
     stream = b"\n".join([b"not json", b"[" * 100_000, b"[1, 2]", b'{"cell": "x", "error": 3}', good,
+                         final.strip(), late.strip(), b'{"cell": 4, "error": "ZeroDivisionError"}',
                          b'{"done": true}']) + b"\n"
     for i in range(0, len(stream), 4096):  # arrives in pieces
-        sandbox._take_lines(run, buffer, stream[i:i + 4096])
-    assert run.items == {"bernoulli_mle": json.loads(good)} and run.done
+        parent._take_lines(run, buffer, stream[i:i + 4096])
+    assert run.items == {"bernoulli_mle": protocol.ItemReport("bernoulli_mle", False, protocol.OK),
+                         "best_theta": protocol.ItemReport("best_theta", True, protocol.MISSING)}
+    assert run.cell_errors == [(4, "ZeroDivisionError")] and run.done
     assert run.protocol_errors == 4
-    for _ in range(sandbox.MAX_LINE_BYTES // 2**20 + 2):  # a line without end is dropped, bounded
-        sandbox._take_lines(run, buffer, b"x" * 2**20)
-    assert len(buffer) <= sandbox.MAX_LINE_BYTES and run.protocol_errors == 5
+    for _ in range(parent.MAX_LINE_BYTES // 2**20 + 2):  # a line without end is dropped, bounded
+        parent._take_lines(run, buffer, b"x" * 2**20)
+    assert len(buffer) <= parent.MAX_LINE_BYTES and run.protocol_errors == 5
+
+
+# ---------------------------------------------------------------- units: process helpers
+
+def _sleeper(**kw) -> subprocess.Popen:
+    return subprocess.Popen(["sleep", "60"], stdin=subprocess.DEVNULL, **kw)
+
+
+def test_process_helpers_read_proc():
+    proc = _sleeper()
+    try:
+        assert proc.pid in processes.children_of(os.getpid())
+        assert os.getpid() in processes.pids_of_uid(os.getuid())
+        assert processes.threads_of(os.getpid()) >= 1
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.pid not in processes.children_of(os.getpid())
+
+
+def test_kill_group_kills_the_whole_group():
+    leader = subprocess.Popen(["sh", "-c", "sleep 60 & sleep 60"], start_new_session=True)
+    time.sleep(0.2)
+    members = processes.children_of(leader.pid)
+    assert members
+    processes.kill_group(leader.pid)
+    assert leader.wait(timeout=5) < 0
+    deadline = time.monotonic() + 5
+    while any(_owner(str(p)) is not None and b"sleep" in _cmdline(str(p)) for p in members):
+        assert time.monotonic() < deadline, "a member of the group survived"
+        time.sleep(0.05)
+    processes.kill_group(leader.pid)  # already gone: nothing happens
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="killing another uid's processes needs root")
+def test_kill_uid_kills_every_process_of_that_uid():
+    uid = next(u for u in range(62500, 62510) if not processes.pids_of_uid(u))  # outside the graders' range
+    procs = [_sleeper(user=uid, group=uid, extra_groups=[], start_new_session=True) for _ in range(3)]
+    assert len(processes.pids_of_uid(uid)) == 3
+    processes.kill_uid(uid)
+    assert all(p.wait(timeout=5) < 0 for p in procs)
+    assert processes.pids_of_uid(uid) == []

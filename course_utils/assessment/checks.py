@@ -7,17 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import assignments
-from .items import (
-    PLACEHOLDER,
-    AnswerItem,
-    FunctionItem,
-    call_case,
-    describe_args,
-    expected_outcome,
-    judge,
-    plain_outcome,
-    score_answer,
-)
+from .verdict import Verdict, missing, value_verdict
 
 _MISSING = object()
 
@@ -48,50 +38,11 @@ def evaluate(name: str, value: Any = _MISSING) -> Feedback:
     try:
         _, item = assignments.find_item(name)
     except ValueError as exc:
-        return Feedback(False, f"❌ {exc}. Hint: check the spelling of the name in check(...).")
+        return _feedback(Verdict(False, str(exc), "check the spelling of the name in check(...)"))
     if value is _MISSING:
-        return _fail(name, f"`{name}` is not defined yet", "run the cell where you define it first")
-    if isinstance(item, AnswerItem):
-        return _evaluate_answer(item, value)
-    return _evaluate_function(item, value)
+        return _feedback(missing(item), name)
+    return _feedback(value_verdict(item, value, hidden=False), name)
 
 
-def _evaluate_answer(item: AnswerItem, value: Any) -> Feedback:
-    outcome = plain_outcome(value)
-    if outcome.error:
-        return _fail(item.name, outcome.error, item.hint)
-    reason = score_answer(item, outcome.value)
-    if reason:
-        return _fail(item.name, reason if "must be one of" in reason else "not quite", item.hint)
-    return Feedback(True, f"✅ {item.name}: correct.")
-
-
-def _evaluate_function(item: FunctionItem, fn: Any) -> Feedback:
-    if not callable(fn):
-        return _fail(item.name, f"`{item.name}` should be a function, but it is a {type(fn).__name__}",
-                     "define it with def")
-    for i, case in enumerate(item.public, start=1):
-        args = case.build()
-        outcome = call_case(fn, args)
-        call = f"{item.name}({describe_args(args)})"
-        if outcome.error == PLACEHOLDER:
-            return _fail(item.name, "not implemented yet",
-                         "replace `raise NotImplementedError` with your code")
-        if outcome.error and outcome.error.startswith("Unsupported: "):
-            return _fail(item.name, f"case {i}, {call} {outcome.error.removeprefix('Unsupported: ')}",
-                         "return a number, a tuple of numbers, or a tensor")
-        if outcome.error:
-            return _fail(item.name, f"case {i}, {call} raised {outcome.error}", item.hint)
-        reason = judge(expected_outcome(item, args), outcome.value, item.rtol, item.atol)
-        if reason:
-            return _fail(item.name, f"case {i}, {call}: {reason}", item.hint)
-    n = len(item.public)
-    passed = "the public case passes" if n == 1 else f"all {n} public cases pass"
-    return Feedback(True, f"✅ {item.name}: {passed} (the graded run also uses hidden cases).")
-
-
-def _fail(name: str, reason: str, hint: str) -> Feedback:
-    line = f"❌ {name}: {reason}."
-    if hint:
-        line += f" Hint: {hint}"
-    return Feedback(False, " ".join(line.split()))
+def _feedback(verdict: Verdict, name: str | None = None) -> Feedback:
+    return Feedback(verdict.passed, verdict.line(name))

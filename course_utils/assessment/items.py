@@ -2,7 +2,8 @@
 
 An item's outcome crosses a process boundary as *plain data* (None, bool, int, float, str,
 lists, and arrays as tagged dicts), so the code that produced it cannot influence how it is
-compared: `to_plain` runs next to the learner's code, `judge` runs in trusted code.
+compared: `to_plain` runs next to the learner's code, `judge` runs in trusted code. The verdict on
+a whole item, and its wording, is `verdict.item_verdict`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 
 MAX_ELEMENTS = 1_000_000
 PLACEHOLDER = "NotImplementedError"
+UNSUPPORTED = "Unsupported: "  # how an outcome's error says that the returned value could not be compared
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ def to_plain(value: Any, _depth: int = 0) -> Any:
     pass as a number.
     """
     if _depth > 20:
-        raise Unsupported("nested too deeply")
+        raise Unsupported("a value nested too deeply")
     kind = type(value)
     if value is None or kind in (bool, int, float, str):
         if kind is int and abs(value) > 2**63:
@@ -156,18 +158,6 @@ class Outcome:
     value: Any = None
     error: str | None = None
 
-    def to_json(self) -> dict:
-        return {"value": self.value, "error": self.error}
-
-    @staticmethod
-    def from_json(d: Any) -> Outcome:
-        if type(d) is not dict or set(d) != {"value", "error"}:
-            return Outcome(error="ProtocolError: malformed result")
-        err = d["error"]
-        if err is not None and type(err) is not str:
-            return Outcome(error="ProtocolError: malformed error")
-        return Outcome(value=d["value"], error=err[:500] if err else None)
-
 
 def call_case(fn: Callable, args: tuple) -> Outcome:
     """Call the learner's function on a copy of `args` and convert what it returns."""
@@ -181,26 +171,16 @@ def call_case(fn: Callable, args: tuple) -> Outcome:
 
 
 def plain_outcome(result: Any) -> Outcome:
+    """A returned value as an outcome: its plain data, or why it cannot be compared."""
     try:
         return Outcome(value=to_plain(result))
     except Unsupported as exc:
-        return Outcome(error=f"Unsupported: returned {exc}")
+        return Outcome(error=f"{UNSUPPORTED}returned {exc}")
 
 
 def expected_outcome(item: FunctionItem, args: tuple) -> Any:
     """The reference's answer for `args`, as plain data (trusted code only)."""
     return to_plain(item.reference(*copy.deepcopy(args)))
-
-
-def failing_cases(item: FunctionItem, fn: Callable, hidden: bool = True) -> list[int]:
-    """Indices of the cases (public first, then hidden) where `fn` disagrees with the reference."""
-    bad = []
-    for i, case in enumerate(item.cases(hidden)):
-        args = case.build()
-        out = call_case(fn, args)
-        if out.error or judge(expected_outcome(item, args), out.value, item.rtol, item.atol):
-            bad.append(i)
-    return bad
 
 
 # ---------------------------------------------------------------- comparing
@@ -323,11 +303,10 @@ def score_answer(item: AnswerItem, got: Any) -> str | None:
     return judge(to_plain(item.expected), got, 0.0, item.atol)
 
 
-def earned_points(item: Item, value: Any) -> float:
-    """The item's points if `value` passes every public and hidden case (or is the right answer), else 0."""
-    if isinstance(item, AnswerItem):
-        outcome = plain_outcome(value)
-        ok = outcome.error is None and score_answer(item, outcome.value) is None
-    else:
-        ok = callable(value) and not failing_cases(item, value, hidden=True)
-    return float(item.points) if ok else 0.0
+def __getattr__(name: str) -> Any:
+    """`failing_cases` and `earned_points` are defined with the verdict, which builds on this module."""
+    if name in ("failing_cases", "earned_points"):
+        from . import verdict
+
+        return getattr(verdict, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

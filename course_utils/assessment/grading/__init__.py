@@ -1,7 +1,16 @@
 """The course's autograder: `course-grade` runs each submission in a fresh sandboxed process.
 
-Kept free of imports so that the sandboxed child, which loads `harness` from this package,
-loads nothing else from the grader.
+    cli         the command line: reads submissions, runs them, writes the results
+    parent      trusted: worker slots (Worker, Pool) and reading what comes back from the sandbox
+    forkserver  the pre-imported server that forks one child per submission
+    child       runs inside the sandbox: isolation, limits, the cells, the outcomes (Runner)
+    protocol    the messages between those three, built and parsed in one place
+    processes   Linux process helpers: kill a group or a uid, read /proc
+    scoring     trusted: the expected values and each item's verdict (`verdict.item_verdict`)
+    results     results.json and grades.csv; notebook: lenient reading; gradescope: export
+
+Kept free of imports so that the fork server, which loads `forkserver` and `child` from this
+package, loads nothing else from the grader.
 """
 
 from __future__ import annotations

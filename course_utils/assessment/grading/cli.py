@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..items import Assignment
-    from .sandbox import Pool
+    from .parent import Pool
 
 DEFAULT_TIMEOUT_S = 30.0
 """Wall-time limit per submission unless the assignment's notes set `grading_timeout_s`.
@@ -87,7 +87,7 @@ def _main(argv: list[str] | None) -> int:
     files = _submissions(args.submissions)
     out = _writable_dir(args.out)
     jobs = args.jobs or len(os.sched_getaffinity(0))
-    from .sandbox import Pool
+    from .parent import Pool
 
     _warn_if_readable(files)
     workers = min(jobs, len(files))
@@ -126,7 +126,7 @@ def _submissions(paths: list[Path]) -> list[Path]:
 
 def _warn_if_readable(files: list[Path]) -> None:
     """Submissions that every user can read are readable by the sandboxed notebooks too."""
-    from .sandbox import is_root, readable_by_others
+    from .parent import is_root, readable_by_others
 
     exposed = [f for f in files if readable_by_others(f)]
     if is_root() and exposed:
@@ -163,12 +163,12 @@ def grade(assignment: Assignment, files: list[Path], out: Path, jobs: int, timeo
           pool: Pool | None = None) -> int:
     """Grade `files` into `out`; returns 0 when every submission got its result file.
 
-    `pool` (a `sandbox.Pool`) lets several calls share warm fork servers; by default a pool of
+    `pool` (a `parent.Pool`) lets several calls share warm fork servers; by default a pool of
     `jobs` workers is started for this call and stopped at its end.
     """
     from . import results
     from .notebook import UnreadableNotebook, read_code_cells
-    from .sandbox import Limits, Pool
+    from .parent import Limits, Pool
     from .scoring import Plan
 
     start = time.monotonic()

@@ -9,7 +9,7 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from .sandbox import RunResult
+from .parent import RunResult
 from .scoring import ItemResult
 
 CSV_HEADER = ("submission", "score", "max_score", "status")
@@ -30,11 +30,11 @@ class Graded:
 def status_of(run: RunResult) -> str:
     """`ok`, or a short reason: timeout, crashed (SIGSEGV), exited early (code 3), …"""
     exit_ = run.exit
-    if exit_.get("timed_out"):
+    if exit_ is not None and exit_.timed_out:
         return "timeout"
-    if exit_.get("worker_died") or not exit_:
+    if exit_ is None or exit_.worker_died:
         return "grader worker died"
-    sig = exit_.get("signal")
+    sig = exit_.signal
     if type(sig) is int:
         if sig == signal.SIGXCPU:
             return "cpu time limit"
@@ -44,7 +44,7 @@ def status_of(run: RunResult) -> str:
             name = f"signal {sig}"
         return f"crashed ({name})"
     if not run.done:
-        return f"exited early (code {exit_.get('exit_code')})"
+        return f"exited early (code {exit_.exit_code})"
     return "ok"
 
 

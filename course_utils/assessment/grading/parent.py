@@ -1,4 +1,7 @@
-"""The isolated runner, trusted side: one fork server per worker slot, one fresh child per submission.
+"""The grader's trusted side of the sandbox: worker slots that each start a fork server, and what comes back.
+
+One fork server per worker slot, one fresh child per submission. Everything the child sends is
+untrusted data: it is read in bounded lines and checked by `protocol.decode_line`.
 
 As root, each slot claims a private unprivileged uid (locked with flock so that concurrent
 graders never share one); the child runs as that uid, and after it ends every process of that
@@ -14,7 +17,6 @@ import os
 import pickle
 import selectors
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +24,9 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import protocol
+from .processes import PR_SET_THP_DISABLE, kill_group, kill_uid, pids_of_uid, threads_of
 
 UID_RANGE = range(61000, 62000)
 LOCK_DIR = Path(tempfile.gettempdir()) / "course-grade-uids"
@@ -52,7 +57,7 @@ class Limits:
 class RunResult:
     """What came back from one child: its streamed messages, its output, how it ended."""
 
-    items: dict[str, dict] = field(default_factory=dict)
+    items: dict[str, protocol.ItemReport] = field(default_factory=dict)
     final: set[str] = field(default_factory=set)
     cell_errors: list[tuple[int, str]] = field(default_factory=list)
     done: bool = False
@@ -61,7 +66,7 @@ class RunResult:
     output_bytes: int = 0
     result_bytes: int = 0
     protocol_errors: int = 0
-    exit: dict = field(default_factory=dict)
+    exit: protocol.Exited | None = None
     elapsed: float = 0.0
 
     def output_text(self) -> str:
@@ -100,8 +105,8 @@ class Worker:
         env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1")
         # No transparent huge pages in the fork server (set before anything is imported): a child
         # writing to a shared 2 MB page copies or splits it; children ran ~25 % slower with them.
-        code = ("import ctypes, sys; ctypes.CDLL(None).prctl(41, 1, 0, 0, 0)  # PR_SET_THP_DISABLE\n"
-                "from course_utils.assessment.grading.harness import serve; serve(int(sys.argv[1]), sys.argv[2] == '1')")
+        code = (f"import ctypes, sys; ctypes.CDLL(None).prctl({PR_SET_THP_DISABLE}, 1, 0, 0, 0)\n"
+                "from course_utils.assessment.grading.forkserver import serve; serve(int(sys.argv[1]), sys.argv[2] == '1')")
         self._proc = subprocess.Popen(
             [sys.executable, "-c", code, str(child_sock.fileno()), "1" if self.warm_up else "0"],
             pass_fds=[child_sock.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -111,7 +116,7 @@ class Worker:
 
     def wait_ready(self) -> None:
         ready = self._read_message(time.monotonic() + _START_TIMEOUT_S)
-        if not ready or not ready.get("ready"):
+        if not isinstance(ready, protocol.Ready):
             self.stop()
             raise RuntimeError("the grading fork server did not start (see the messages above)")
 
@@ -123,14 +128,14 @@ class Worker:
             try:
                 self._proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                _kill_group(self._proc.pid)
+                kill_group(self._proc.pid)
                 self._proc.wait()
             self._proc = None
 
     def close(self) -> None:
         self.stop()
         if self.uid is not None:
-            _kill_uid(self.uid)  # the fork server does this after each child; this covers a lost one
+            kill_uid(self.uid)  # the fork server does this after each child; this covers a lost one
             _remove_files_of(self.uid)
         if self._lock_fd is not None:
             os.close(self._lock_fd)
@@ -140,7 +145,7 @@ class Worker:
     def run(self, cells: list[str], limits: Limits, spec: Path) -> RunResult:
         """Run one submission's code cells in a fresh child; always returns, whatever the child did.
 
-        `spec` is the pickled `Plan.child_spec()` of the assignment, readable by root only.
+        `spec` is the pickled `Plan.child_spec()` of the assignment (`Pool.spec`), readable by root only.
         """
         if self._proc is None or self._proc.poll() is not None:
             self.stop()
@@ -150,12 +155,10 @@ class Worker:
         scratch.mkdir(mode=0o700)
         jobs_dir = self.workdir / "jobs"
         job_path = jobs_dir / f"{scratch.name}.json"
-        job_path.write_text(json.dumps({
-            "cells": cells, "spec": str(spec), "timeout": limits.timeout, "slice": limits.cell_slice, "uid": self.uid,
-            "scratch": str(scratch),
-            "limits": {"memory": limits.memory, "fsize": limits.fsize,
-                       "nproc": limits.nproc if self.uid is not None else _nproc_for_own_uid()},
-        }), encoding="utf-8")
+        job = protocol.Job(cells=cells, spec=str(spec), timeout=limits.timeout, slice_s=limits.cell_slice,
+                           scratch=str(scratch), uid=self.uid, memory=limits.memory, fsize=limits.fsize,
+                           nproc=limits.nproc if self.uid is not None else _nproc_for_own_uid())
+        job_path.write_text(job.to_json(), encoding="utf-8")
         if self.uid is not None:
             os.chown(scratch, self.uid, self.uid)
         result_r, result_w = os.pipe()
@@ -163,7 +166,7 @@ class Worker:
         run = RunResult()
         try:
             try:
-                socket.send_fds(self._sock, [json.dumps({"job": str(job_path)}).encode()], [result_w, output_w])
+                socket.send_fds(self._sock, [protocol.job_request(str(job_path))], [result_w, output_w])
             finally:  # closed exactly once: another thread may reuse these numbers right away
                 os.close(result_w)
                 os.close(output_w)
@@ -193,9 +196,9 @@ class Worker:
             if drain_until is not None and (open_fds == 0 or now > drain_until):
                 break
             if now > backstop:  # the fork server itself is stuck: replace it
-                run.exit = {"timed_out": True}
+                run.exit = protocol.Exited(timed_out=True)
                 if child_pid:
-                    _kill_group(child_pid)
+                    kill_group(child_pid)
                 self.abandon()
                 break
             wait = min(backstop, drain_until or backstop) - now
@@ -203,16 +206,16 @@ class Worker:
                 if key.data == "control":
                     msgs, alive = self._read_available()
                     for msg in msgs:
-                        if "pid" in msg:
-                            child_pid = msg["pid"]
-                        elif "elapsed" in msg:
+                        if isinstance(msg, protocol.Started):
+                            child_pid = msg.pid
+                        elif isinstance(msg, protocol.Exited):
                             run.exit = msg
                             drain_until = time.monotonic() + 2.0
                     if not alive:  # the fork server died: the child goes with it
                         sel.unregister(self._sock)
                         if child_pid:
-                            _kill_group(child_pid)
-                        run.exit = run.exit or {"worker_died": True}
+                            kill_group(child_pid)
+                        run.exit = run.exit or protocol.Exited(worker_died=True)
                         self.abandon()
                         drain_until = drain_until or time.monotonic() + 2.0
                     continue
@@ -228,7 +231,8 @@ class Worker:
         sel.close()
         run.elapsed = time.monotonic() - start
 
-    def _read_available(self) -> tuple[list[dict], bool]:
+    def _read_available(self) -> tuple[list, bool]:
+        """The fork server's complete messages received so far, and whether it is still there."""
         try:
             data = self._sock.recv(1 << 16)
         except OSError:
@@ -239,10 +243,10 @@ class Worker:
         msgs = []
         while b"\n" in self._buffer:
             line, self._buffer = self._buffer.split(b"\n", 1)
-            msgs.append(json.loads(line))
+            msgs.append(protocol.parse_control(json.loads(line)))
         return msgs, True
 
-    def _read_message(self, deadline: float) -> dict | None:
+    def _read_message(self, deadline: float) -> protocol.Ready | protocol.Started | protocol.Exited | None:
         while b"\n" not in self._buffer:
             left = deadline - time.monotonic()
             if left <= 0 or self._proc.poll() is not None and not _readable(self._sock, 0):
@@ -254,11 +258,11 @@ class Worker:
                 return None
             self._buffer += data
         line, self._buffer = self._buffer.split(b"\n", 1)
-        return json.loads(line)
+        return protocol.parse_control(json.loads(line))
 
     def abandon(self) -> None:
         if self._proc is not None:
-            _kill_group(self._proc.pid)
+            kill_group(self._proc.pid)
             self._proc.kill()
         self.stop()
 
@@ -296,7 +300,7 @@ class Pool:
                 w.wait_ready()
             self._ready = True
 
-    def spec(self, child_spec: list[dict]) -> Path:
+    def spec(self, child_spec: list[protocol.ItemSpec]) -> Path:
         """Store an assignment's child spec where only root (the fork server) can read it."""
         self._specs += 1
         path = self.workdir / "jobs" / f"spec-{self._specs}.pickle"
@@ -377,32 +381,21 @@ def _take_lines(run: RunResult, buffer: bytearray, chunk: bytes) -> None:
         if run.result_bytes > MAX_RESULT_BYTES or not line or len(line) > MAX_LINE_BYTES:
             run.protocol_errors += bool(line)
             continue
-        try:
-            msg = json.loads(line)
-        except (ValueError, RecursionError):
-            run.protocol_errors += 1
-            continue
-        _record(run, msg)
+        _record(run, protocol.decode_line(line))
 
 
-def _record(run: RunResult, msg: object) -> None:
-    if type(msg) is not dict:
+def _record(run: RunResult, msg: protocol.ItemReport | protocol.CellError | protocol.Done | None) -> None:
+    if msg is None:
         run.protocol_errors += 1
-        return
-    if msg.get("done") is True:
+    elif isinstance(msg, protocol.Done):
         run.done = True
-    elif type(msg.get("cell")) is int and type(msg.get("error")) is str:
+    elif isinstance(msg, protocol.CellError):
         if len(run.cell_errors) < 50:
-            run.cell_errors.append((msg["cell"], msg["error"][:300]))
-    elif type(msg.get("item")) is str:
-        name = msg["item"]
-        if name in run.final and msg.get("final") is not True:
-            return
-        run.items[name] = msg
-        if msg.get("final") is True:
-            run.final.add(name)
-    else:
-        run.protocol_errors += 1
+            run.cell_errors.append((msg.cell, msg.error))
+    elif msg.name not in run.final or msg.final:  # an item's final report is its last word
+        run.items[msg.name] = msg
+        if msg.final:
+            run.final.add(msg.name)
 
 
 def _keep_output(run: RunResult, chunk: bytes) -> None:
@@ -413,23 +406,6 @@ def _keep_output(run: RunResult, chunk: bytes) -> None:
         chunk = chunk[room:]
     if chunk:
         run.output_tail = (run.output_tail + chunk)[-KEEP_OUTPUT_TAIL:]
-
-
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _kill_uid(uid: int) -> None:
-    """As root: kill every process of `uid`, from a short-lived process running as that uid."""
-    kill = shutil.which("kill") or "/bin/kill"
-    try:
-        subprocess.run([kill, "-KILL", "-1"], user=uid, group=uid, extra_groups=[], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10, check=False)
-    except (OSError, subprocess.SubprocessError):
-        pass
 
 
 def _claim_uid() -> tuple[int, int]:
@@ -479,16 +455,4 @@ def _remove_files_of(uid: int) -> None:
 
 def _nproc_for_own_uid() -> int:
     """Without root, RLIMIT_NPROC counts all of the user's processes: allow the current ones plus 128."""
-    uid, count = os.getuid(), 0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                st = os.stat(f"/proc/{entry}")
-            except OSError:
-                continue
-            if st.st_uid == uid:
-                try:
-                    count += len(os.listdir(f"/proc/{entry}/task"))
-                except OSError:
-                    count += 1
-    return count + 128
+    return sum(threads_of(pid) for pid in pids_of_uid(os.getuid())) + 128

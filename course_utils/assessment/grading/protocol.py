@@ -1,0 +1,286 @@
+"""The messages between the grader's three sides: each built by one function here and parsed by one here.
+
+    parent → fork server   a job (a JSON file) and the assignment's item specs (a pickle), both
+                           in a directory only root can read, announced on the control socket
+    fork server → parent   ready, started (the child's pid), exited (how the child ended)
+    child → parent         one JSON line per message on the result pipe: an item's outcomes,
+                           a cell's error, done. Untrusted: `parse_result` checks every field and
+                           every value (`check_plain`) before anything is compared.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..items import MAX_ELEMENTS, UNSUPPORTED, Outcome
+
+FUNCTION, ANSWER = "function", "answer"
+OK, TIMEOUT, MISSING, NOT_CALLABLE, INVALID = "ok", "timeout", "missing", "not callable", "invalid"
+MAX_ERROR_CHARS = 300
+MAX_OUTCOME_ERROR_CHARS = 500
+MAX_TYPE_CHARS = 60
+_STATES = {OK, TIMEOUT, MISSING, NOT_CALLABLE}
+_DTYPES = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+           "float16", "float32", "float64"}
+_ARRAY_KEYS = {"__array__", "dtype", "shape", "data"}
+# Bound at import, before any notebook code runs in the child: a notebook that replaces
+# json.dumps must not change (or break) how the child reports its results.
+_dumps = json.dumps
+
+
+# ---------------------------------------------------------------- parent → fork server → child
+
+@dataclass(frozen=True)
+class Job:
+    """One submission to run: its code cells, where its item specs are, its limits, scratch dir and uid."""
+
+    cells: list[str]
+    spec: str
+    timeout: float
+    slice_s: float
+    scratch: str
+    uid: int | None
+    memory: int
+    fsize: int
+    nproc: int
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @staticmethod
+    def from_json(text: str) -> Job:
+        """Read a job written by `to_json` (the trusted parent wrote it where only root can read)."""
+        return Job(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class ItemSpec:
+    """What the child may know of an item: its name, its kind and its cases' arguments, never an expected value."""
+
+    name: str
+    kind: str  # FUNCTION or ANSWER
+    cases: tuple[tuple, ...] = ()
+
+
+def job_request(job_path: str) -> bytes:
+    """The control-socket message that hands the fork server a job file (the pipes travel with it)."""
+    return json.dumps({"job": job_path}).encode()
+
+
+def job_path(data: bytes) -> str:
+    """The job file named by a `job_request`."""
+    return json.loads(data)["job"]
+
+
+# ---------------------------------------------------------------- fork server → parent
+
+@dataclass(frozen=True)
+class Ready:
+    """The fork server has imported everything and waits for jobs."""
+
+
+@dataclass(frozen=True)
+class Started:
+    """The fork server forked the child of the current job."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class Exited:
+    """How the child ended: wall and CPU time, peak memory, its signal or exit code.
+
+    The parent makes two of its own: `timed_out` when the fork server itself stopped answering,
+    `worker_died` when the fork server went away.
+    """
+
+    elapsed: float = 0.0
+    timed_out: bool = False
+    signal: int | None = None
+    exit_code: int | None = None
+    maxrss_kb: int = 0
+    cpu_s: float = 0.0
+    worker_died: bool = False
+
+
+_EXITED_TYPES = {"elapsed": (float, int), "timed_out": (bool,), "signal": (int, type(None)),
+                 "exit_code": (int, type(None)), "maxrss_kb": (int,), "cpu_s": (float, int),
+                 "worker_died": (bool,)}
+
+
+def ready() -> dict:
+    return {"ready": True}
+
+
+def started(pid: int) -> dict:
+    return {"pid": pid}
+
+
+def exited(report: Exited) -> dict:
+    return dataclasses.asdict(report)
+
+
+def parse_control(obj: Any) -> Ready | Started | Exited | None:
+    """A fork server message, or None when it is not one."""
+    if type(obj) is not dict:
+        return None
+    if set(obj) == {"ready"} and obj["ready"] is True:
+        return Ready()
+    if set(obj) == {"pid"} and type(obj["pid"]) is int:
+        return Started(obj["pid"])
+    if set(obj) == set(_EXITED_TYPES) and all(type(obj[k]) in kinds for k, kinds in _EXITED_TYPES.items()):
+        return Exited(**obj)
+    return None
+
+
+# ---------------------------------------------------------------- child → parent (untrusted)
+
+@dataclass(frozen=True)
+class ItemReport:
+    """The child's outcomes for one item: a state, and for OK or TIMEOUT one outcome per case run."""
+
+    name: str
+    final: bool
+    state: str  # OK, TIMEOUT, MISSING, NOT_CALLABLE, or INVALID when the message was malformed
+    outcomes: tuple[Outcome, ...] = ()
+    type_name: str = "value"
+
+
+@dataclass(frozen=True)
+class CellError:
+    """A code cell raised (or was stopped): its 1-based index among the code cells and a short message."""
+
+    cell: int
+    error: str
+
+
+@dataclass(frozen=True)
+class Done:
+    """The child ran every cell and evaluated every item."""
+
+
+def item_message(name: str, final: bool, state: str, outcomes: list[dict] | None = None,
+                 type_name: str | None = None) -> dict:
+    """The child's report on an item; `outcomes` are `outcome(...)` dicts."""
+    msg: dict[str, Any] = {"item": name, "final": final, "state": state}
+    if outcomes is not None:
+        msg["outcomes"] = outcomes
+    if type_name is not None:
+        msg["type"] = type_name[:MAX_TYPE_CHARS]
+    return msg
+
+
+def outcome(o: Outcome) -> dict:
+    return {"value": o.value, "error": o.error}
+
+
+def cell_error(index: int, error: str) -> dict:
+    return {"cell": index, "error": error[:MAX_ERROR_CHARS]}
+
+
+def done() -> dict:
+    return {"done": True}
+
+
+def encode_line(msg: dict) -> bytes:
+    """A message as one JSON line (what the child writes on the result pipe)."""
+    return (_dumps(msg, separators=(",", ":")) + "\n").encode()
+
+
+def decode_line(line: bytes) -> ItemReport | CellError | Done | None:
+    """Parse one line from the result pipe; None when it is not a well-formed message."""
+    try:
+        obj = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    return parse_result(obj)
+
+
+def parse_result(obj: Any) -> ItemReport | CellError | Done | None:
+    """Check a message from the child, field by field; None when it is none of the three kinds."""
+    if type(obj) is not dict:
+        return None
+    if obj.get("done") is True:
+        return Done()
+    if type(obj.get("cell")) is int and type(obj.get("error")) is str:
+        return CellError(obj["cell"], obj["error"][:MAX_ERROR_CHARS])
+    if type(obj.get("item")) is str:
+        return _parse_item(obj)
+    return None
+
+
+def _parse_item(obj: dict) -> ItemReport:
+    name, final, state = obj["item"], obj.get("final") is True, obj.get("state")
+    if type(state) is not str or state not in _STATES:
+        return ItemReport(name, final, INVALID)
+    if state in (MISSING, NOT_CALLABLE):
+        kind = obj.get("type")
+        return ItemReport(name, final, state, type_name=kind[:MAX_TYPE_CHARS] if type(kind) is str else "value")
+    outcomes = obj.get("outcomes")
+    if type(outcomes) is not list:
+        return ItemReport(name, final, INVALID)
+    return ItemReport(name, final, state, tuple(parse_outcome(o) for o in outcomes))
+
+
+def parse_outcome(d: Any) -> Outcome:
+    """An outcome from the child: a well-formed plain value or an error text, else a reason it is neither."""
+    if type(d) is not dict or set(d) != {"value", "error"}:
+        return Outcome(error="ProtocolError: malformed result")
+    err = d["error"]
+    if err is not None:
+        if type(err) is not str:
+            return Outcome(error="ProtocolError: malformed error")
+        return Outcome(error=err[:MAX_OUTCOME_ERROR_CHARS])
+    problem = check_plain(d["value"])
+    if problem:
+        return Outcome(error=f"{UNSUPPORTED}returned {problem}")
+    return Outcome(value=d["value"])
+
+
+def check_plain(value: Any, depth: int = 0) -> str | None:
+    """None if `value` is well-formed plain data from `items.to_plain`, else what is wrong with it."""
+    if depth > 25:
+        return "a value nested too deeply"
+    kind = type(value)
+    if value is None or kind in (bool, str):
+        return None if kind is not str or len(value) <= 100_000 else "a text that is too long"
+    if kind is int:
+        return None if abs(value) <= 2**63 else "an integer too large to compare"
+    if kind is float:
+        return None
+    if kind is list:
+        if len(value) > MAX_ELEMENTS:
+            return "a list that is too long"
+        for v in value:
+            problem = check_plain(v, depth + 1)
+            if problem:
+                return problem
+        return None
+    if kind is dict:
+        return _check_array(value)
+    return f"an unexpected {kind.__name__}"
+
+
+def _check_array(d: dict) -> str | None:
+    if set(d) != _ARRAY_KEYS or d["__array__"] is not True:
+        return "a malformed array"
+    dtype, shape, data = d["dtype"], d["shape"], d["data"]
+    if type(dtype) is not str or dtype not in _DTYPES:
+        return "an array of an unsupported dtype"
+    if type(shape) is not list or len(shape) > 32 or any(type(s) is not int or s < 0 for s in shape):
+        return "an array with a malformed shape"
+    if type(data) is not list or len(data) > MAX_ELEMENTS or math.prod(shape) != len(data):
+        return "an array whose data does not match its shape"
+    if any(type(x) not in (bool, int, float) for x in data):
+        return "an array with non-numeric data"
+    try:
+        np.asarray(data, dtype=np.dtype(dtype))
+    except (OverflowError, ValueError, TypeError):
+        return "an array whose values do not fit its dtype"
+    return None

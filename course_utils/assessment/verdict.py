@@ -1,0 +1,220 @@
+"""The one verdict on a graded item: passed or not, and the sentence that says why, for `check()` and the grader.
+
+`check()` reaches it with the outcomes of the public cases, computed next to the learner's code;
+the grader with the outcomes of the public and hidden cases that came back from its sandbox. The
+same mistake therefore gets the same words in both, except that a hidden case is named only by its
+number and never shows its expected value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .items import (
+    PLACEHOLDER,
+    UNSUPPORTED,
+    AnswerItem,
+    FunctionItem,
+    Item,
+    Outcome,
+    call_case,
+    describe,
+    describe_args,
+    expected_outcome,
+    judge,
+    plain_outcome,
+    score_answer,
+)
+
+_TYPE_ONLY = re.compile(r"^(expected (a |an |text|True or False|shape |\d+ values)|got NaN|the result contains NaN)")
+
+
+@dataclass(frozen=True)
+class ExpectedCase:
+    """One call of an item: its arguments, the reference's answer as plain data, and where it is listed."""
+
+    args: tuple
+    expected: Any
+    hidden: bool
+    number: int  # 1-based among the public cases, or among the hidden ones
+
+    def where(self, item: FunctionItem) -> str:
+        """How feedback names this case: the call for a public case, only its number for a hidden one."""
+        if self.hidden:
+            return f"hidden case {self.number} failed"
+        return f"case {self.number}, {item.name}({describe_args(self.args)})"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether an item passed, the sentence that says so or says why not, and a hint when it failed."""
+
+    passed: bool
+    reason: str
+    hint: str = ""
+
+    def line(self, name: str | None = None) -> str:
+        """One line of feedback: `✅ name: reason.` or `❌ name: reason. Hint: …` (name left out if None)."""
+        mark = "✅" if self.passed else "❌"
+        text = _sentence(f"{name}: {self.reason}" if name else self.reason)
+        if self.hint and not self.passed:
+            text += f" Hint: {self.hint}"
+        return " ".join(f"{mark} {text}".split())
+
+
+def expected_cases(item: FunctionItem, hidden: bool) -> list[ExpectedCase]:
+    """The item's public cases (and hidden ones if `hidden`), with the reference's answers (trusted code only)."""
+    out = []
+    for is_hidden, cases in ((False, item.public), (True, item.hidden if hidden else ())):
+        for number, case in enumerate(cases, start=1):
+            args = case.build()
+            out.append(ExpectedCase(args, expected_outcome(item, args), is_hidden, number))
+    return out
+
+
+def item_verdict(item: Item, cases: Sequence[ExpectedCase], outcomes: Iterable[Outcome],
+                 timed_out: bool = False) -> Verdict:
+    """The verdict on an item from the learner's outcomes, case by case, stopping at the first failure.
+
+    A function item needs one outcome per case (fewer: the rest ran out of time, or never came);
+    an answer item has no cases and exactly one outcome, the plain value of its variable.
+    """
+    if isinstance(item, AnswerItem):
+        return _answer_verdict(item, list(outcomes))
+    return _function_verdict(item, cases, outcomes, timed_out)
+
+
+def case_failure(item: FunctionItem, case: ExpectedCase, got: Outcome) -> str | None:
+    """None when one call's outcome matches the reference, else why not (hidden cases redacted)."""
+    if got.error == PLACEHOLDER:
+        return _NOT_IMPLEMENTED
+    if got.error is not None:
+        why = got.error.removeprefix(UNSUPPORTED) if got.error.startswith(UNSUPPORTED) else f"raised {got.error}"
+    else:
+        why = _safe_judge(lambda: judge(case.expected, got.value, item.rtol, item.atol))
+        if why and case.hidden:
+            why = _without_expected(why, got.value)
+    return f"{case.where(item)}: {why}" if why else None
+
+
+def _function_verdict(item: FunctionItem, cases: Sequence[ExpectedCase], outcomes: Iterable[Outcome],
+                      timed_out: bool) -> Verdict:
+    outcomes = iter(outcomes)
+    for case in cases:
+        got = next(outcomes, None)
+        if got is None:
+            why = "took too long" if timed_out else "produced no result"
+            return Verdict(False, f"{case.where(item)}: {why} (each item's cases share a time limit)")
+        reason = case_failure(item, case, got)
+        if reason == _NOT_IMPLEMENTED:
+            return not_implemented()
+        if reason:
+            unsupported = got.error is not None and got.error.startswith(UNSUPPORTED)
+            return Verdict(False, reason, _RETURN_HINT if unsupported else item.hint)
+    return Verdict(True, _all_pass(item, cases))
+
+
+def _answer_verdict(item: AnswerItem, outcomes: list[Outcome]) -> Verdict:
+    if len(outcomes) != 1:
+        return invalid_result()
+    got = outcomes[0]
+    if got.error is not None:
+        detail = got.error.removeprefix(UNSUPPORTED).removeprefix("returned ")
+        return Verdict(False, f"the answer could not be read: {detail}", item.hint)
+    reason = _safe_judge(lambda: score_answer(item, got.value))
+    if reason is None:
+        return Verdict(True, "correct")
+    return Verdict(False, reason if "must be one of" in reason else "not quite", item.hint)
+
+
+def _all_pass(item: FunctionItem, cases: Sequence[ExpectedCase]) -> str:
+    n = len(cases)
+    if any(c.hidden for c in cases):
+        return f"all {n} cases pass"
+    text = "the public case passes" if n == 1 else f"all {n} public cases pass"
+    return text + (" (the graded run also uses hidden cases)" if item.hidden else "")
+
+
+# ---------------------------------------------------------------- verdicts without outcomes
+
+_NOT_IMPLEMENTED = "not implemented yet (it still raises NotImplementedError)"
+_RETURN_HINT = "return a number, a tuple of numbers, or a tensor"
+
+
+def not_implemented() -> Verdict:
+    """The placeholder of the exercise is still there."""
+    return Verdict(False, _NOT_IMPLEMENTED, "replace `raise NotImplementedError` with your code")
+
+
+def missing(item: Item) -> Verdict:
+    """No variable of the item's name exists."""
+    return Verdict(False, f"`{item.name}` is not defined", "define it under exactly this name and run its cell")
+
+
+def not_a_function(item: Item, type_name: str) -> Verdict:
+    """A function item whose name is bound to something that cannot be called."""
+    return Verdict(False, f"`{item.name}` should be a function, but it is a value of type {type_name[:60]}",
+                   "define it with def")
+
+
+def no_result() -> Verdict:
+    """The grader heard nothing about the item: the notebook's process ended before it was evaluated."""
+    return Verdict(False, "no result: the notebook's process ended or ran out of time before this item "
+                          "was evaluated")
+
+
+def invalid_result() -> Verdict:
+    """What came back about the item is not a result the grader can read."""
+    return Verdict(False, "no valid result came back from the notebook")
+
+
+def answer_timeout() -> Verdict:
+    """Reading an answer variable ran past its time (an object whose conversion never ends)."""
+    return Verdict(False, "reading the answer took too long")
+
+
+# ---------------------------------------------------------------- a local learner's value on all cases
+
+def value_verdict(item: Item, value: Any, hidden: bool) -> Verdict:
+    """The verdict on a value in this process: the learner's `check()` (public cases) or a test (all cases)."""
+    if isinstance(item, AnswerItem):
+        return item_verdict(item, (), [plain_outcome(value)])
+    if not callable(value):
+        return not_a_function(item, type(value).__name__)
+    cases = expected_cases(item, hidden)
+    return item_verdict(item, cases, (call_case(value, c.args) for c in cases))  # called lazily: stops early
+
+
+def failing_cases(item: FunctionItem, fn: Callable, hidden: bool = True) -> list[int]:
+    """Indices of the cases (public first, then hidden) where `fn` disagrees with the reference."""
+    return [i for i, case in enumerate(expected_cases(item, hidden))
+            if case_failure(item, case, call_case(fn, case.args))]
+
+
+def earned_points(item: Item, value: Any) -> float:
+    """The item's points if `value` passes every public and hidden case (or is the right answer), else 0."""
+    return float(item.points) if value_verdict(item, value, hidden=True).passed else 0.0
+
+
+# ---------------------------------------------------------------- helpers
+
+def _safe_judge(compare: Callable[[], str | None]) -> str | None:
+    try:
+        return compare()
+    except Exception as exc:  # malformed data that passed the protocol's checks: never a pass
+        return f"the result could not be compared ({type(exc).__name__})"
+
+
+def _without_expected(reason: str, got: Any) -> str:
+    """A hidden case's failure reason that does not reveal the expected value."""
+    core = re.sub(r"^(element \d+: )+", "", reason)
+    if _TYPE_ONLY.match(core):
+        return reason
+    return f"wrong result (got {describe(got)})"
+
+
+def _sentence(text: str) -> str:
+    return text if text.endswith((".", "!", "?")) else text + "."
