@@ -18,6 +18,7 @@ from .losses import IGNORE_INDEX
 from .runtime import model_device
 from .text import CharTokenizer
 from .train import BatchSource, History, TrainConfig, train
+from .validate import int_at_least, positive_int
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 
@@ -60,8 +61,7 @@ def make_pairs(n: int, generator: torch.Generator, tasks: Sequence[str] = tuple(
     The prompt is a task code (C copy, R reverse, S sort), a random string and '='; the response
     is the solved string and the end marker '.'.
     """
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    positive_int(n, "n")
     unknown = [t for t in tasks if t not in TASKS]
     if not tasks or unknown:
         raise ValueError(f"tasks must be a non-empty selection of {', '.join(TASKS)}, got {list(tasks)}")
@@ -83,9 +83,8 @@ def response_loss_mask(prompt_len: int, total_len: int) -> torch.Tensor:
 
     Target t is token t + 1; it belongs to the response when t + 1 >= prompt_len.
     """
-    for name, value in (("prompt_len", prompt_len), ("total_len", total_len)):
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ValueError(f"{name} must be an integer, got {value!r}")
+    int_at_least(prompt_len, "prompt_len", 1)
+    int_at_least(total_len, "total_len", 2)
     if not 1 <= prompt_len < total_len:
         raise ValueError(f"need 1 <= prompt_len < total_len (a non-empty prompt and response), "
                          f"got prompt_len={prompt_len}, total_len={total_len}")
@@ -170,8 +169,7 @@ def pair_batches(tokenizer: CharTokenizer, pairs: Sequence[tuple[str, str]], bat
     """
     if len(pairs) == 0:
         raise ValueError("no pairs to draw batches from")
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    positive_int(batch_size, "batch_size")
 
     def draw(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.randint(len(pairs), (batch_size,), generator=generator).tolist()
@@ -229,8 +227,7 @@ def greedy_responses(model: Model, tokenizer: CharTokenizer, prompts: Sequence[s
 
     Prompts of equal length are decoded together in one batch.
     """
-    if not isinstance(max_new, int) or max_new < 1:
-        raise ValueError(f"max_new must be a positive integer, got {max_new!r}")
+    positive_int(max_new, "max_new")
     end = int(tokenizer.encode(END)[0])
     out: dict[int, str] = {}
     by_length: dict[int, list[int]] = {}
@@ -269,8 +266,7 @@ def task_accuracy(model: Model, tokenizer: CharTokenizer, pairs: Sequence[tuple[
 
 def make_dialogue(n_turns: int, generator: torch.Generator, **pair_options) -> list[tuple[str, str]]:
     """A dialogue of `n_turns` exchanges: [(USER, 'Rab'), (ASSISTANT, 'ba'), …], from `make_pairs`."""
-    if not isinstance(n_turns, int) or n_turns < 1:
-        raise ValueError(f"n_turns must be a positive integer, got {n_turns!r}")
+    positive_int(n_turns, "n_turns")
     turns = []
     for prompt, response in make_pairs(n_turns, generator, **pair_options):
         turns += [(USER, prompt[:-1]), (ASSISTANT, response[:-1])]

@@ -11,6 +11,7 @@ from torch import nn
 
 from .losses import IGNORE_INDEX
 from .runtime import model_device
+from .validate import number_in, positive_int
 
 
 @dataclass(frozen=True)
@@ -28,15 +29,12 @@ class TransformerConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "context", "n_layers", "n_heads", "d_model"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.d_ff is not None and (not isinstance(self.d_ff, int) or self.d_ff < 1):
-            raise ValueError(f"d_ff must be a positive integer or None, got {self.d_ff!r}")
+            positive_int(getattr(self, name), name)
+        if self.d_ff is not None:  # None: 4 × d_model
+            positive_int(self.d_ff, "d_ff")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        number_in(self.dropout, "dropout", 0.0, 1.0, include_high=False)
         if not isinstance(self.causal, bool):
             raise ValueError(f"causal must be True or False, got {self.causal!r}")
 

@@ -8,6 +8,8 @@ import random
 import numpy as np
 import torch
 
+from .validate import int_at_least, positive_int
+
 _KNOWN_DEVICES = ("cpu", "cuda", "mps")
 
 
@@ -17,10 +19,9 @@ def setup(seed: int = 0, threads: int | None = 1, deterministic: bool = True) ->
     `threads=None` leaves PyTorch's own choice (all cores). The returned `torch.Generator`
     lives on the CPU; pass it to every random draw so a cell gives the same result each run.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    int_at_least(seed, "seed", 0)
+    if threads is not None:  # None: PyTorch's own choice
+        positive_int(threads, "threads")
     # Needed by cuBLAS for deterministic results; harmless without a GPU.
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     random.seed(seed)

@@ -9,6 +9,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from .validate import non_negative_float, positive_float, positive_int
+
 # bf16 dense tensor-core peaks (FLOP/s) from the vendor's data sheets, matched on
 # `torch.cuda.get_device_name()`. A GPU not listed gets no MFU ("unknown"), not a guess.
 GPU_BF16_PEAKS: tuple[tuple[tuple[str, ...], float], ...] = (
@@ -31,12 +33,11 @@ def peak_flops(device_name: str) -> float | None:
 
 def mfu(tokens_per_second: float, flops_per_token: float, peak: float | None) -> float | None:
     """Model-FLOPs utilisation: achieved model FLOP/s divided by the hardware peak (None if unknown)."""
-    if tokens_per_second < 0 or flops_per_token <= 0:
-        raise ValueError("tokens_per_second must be non-negative and flops_per_token positive")
+    non_negative_float(tokens_per_second, "tokens_per_second")
+    positive_float(flops_per_token, "flops_per_token")
     if peak is None:
         return None
-    if peak <= 0:
-        raise ValueError(f"a peak must be positive, got {peak}")
+    positive_float(peak, "peak")
     return tokens_per_second * flops_per_token / peak
 
 
@@ -51,8 +52,10 @@ def attention_cost(lengths: list[int], d: int = 64, heads: int = 4, batch: int =
 
     The scores Q·Kᵀ form a (batch, heads, T, T) tensor: its bytes are read off the tensor itself.
     """
-    if not lengths or any(int(t) < 1 for t in lengths):
-        raise ValueError("lengths must be positive integers")
+    if not lengths:
+        raise ValueError("lengths is empty: give at least one sequence length")
+    lengths = [positive_int(t, "each length") for t in lengths]
+    positive_int(repeats, "repeats")
     g = torch.Generator().manual_seed(0)
     seconds, mbytes = [], []
     for t in lengths:
@@ -72,8 +75,7 @@ def attention_cost(lengths: list[int], d: int = 64, heads: int = 4, batch: int =
 
 def best_time(fn: Callable[[], object], repeats: int = 5) -> float:
     """The shortest wall-clock time of `repeats` calls of `fn` (seconds): robust to a busy machine."""
-    if not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    positive_int(repeats, "repeats")
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()

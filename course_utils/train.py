@@ -18,6 +18,14 @@ from .runtime import device as choose_device
 from .runtime import model_device
 from .text import random_batch
 from .throughput import mfu, peak_flops
+from .validate import (
+    int_at_least,
+    non_negative_float,
+    number_in,
+    one_of,
+    positive_float,
+    positive_int,
+)
 
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -56,29 +64,23 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("iterations", "batch_size", "eval_every", "eval_windows"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("context", "checkpoint_every", "stop_after"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
-        if not isinstance(self.warmup, int) or self.warmup < 0:
-            raise ValueError(f"warmup must be a non-negative integer, got {self.warmup!r}")
-        if not (self.lr > 0 and 0 <= self.min_lr <= self.lr):
-            raise ValueError(f"need lr > 0 and 0 ≤ min_lr ≤ lr, got lr={self.lr}, min_lr={self.min_lr}")
-        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be non-negative, got {self.weight_decay}")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"grad_clip must be positive or None, got {self.grad_clip}")
-        if self.target_loss is not None and not self.target_loss > 0:
-            raise ValueError(f"target_loss must be positive or None, got {self.target_loss}")
+            positive_int(getattr(self, name), name)
+        for name in ("context", "checkpoint_every", "stop_after"):  # None: not used
+            if getattr(self, name) is not None:
+                positive_int(getattr(self, name), name)
+        int_at_least(self.warmup, "warmup", 0)
+        int_at_least(self.seed, "seed", 0)
+        number_in(self.min_lr, "min_lr", 0.0, positive_float(self.lr, "lr"))
+        if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        for i, beta in enumerate(self.betas):
+            number_in(beta, f"betas[{i}]", 0.0, 1.0, include_high=False)
+        non_negative_float(self.weight_decay, "weight_decay")
+        for name in ("grad_clip", "target_loss"):  # None: no clipping, no early stop
+            if getattr(self, name) is not None:
+                positive_float(getattr(self, name), name)
         if self.checkpoint_every is not None and self.checkpoint_path is None:
             raise ValueError("checkpoint_every needs a checkpoint_path to write to")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         _check_precision(self.precision)
 
 
@@ -176,8 +178,7 @@ def evaluate(
 
 
 def _check_precision(precision: str) -> None:
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    one_of(precision, PRECISIONS, "precision")
 
 
 def resolve_precision(precision: str, dev: torch.device) -> str:

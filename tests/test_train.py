@@ -172,8 +172,21 @@ def test_mfu_arithmetic_and_unknown_peak():
     assert value == pytest.approx(6e14 / 989e12)
     assert format_mfu(value) == "60.7 %"
     assert mfu(1e5, 6e9, None) is None and format_mfu(None) == "unknown"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="flops_per_token must be a finite number > 0"):
         mfu(1e5, 0.0, 1e12)
+    with pytest.raises(ValueError, match="tokens_per_second must be a finite number >= 0"):
+        mfu(-1.0, 6e9, 1e12)
+    with pytest.raises(ValueError, match="peak must be a finite number > 0"):
+        mfu(1e5, 6e9, 0.0)
+
+
+@pytest.mark.parametrize("lengths, repeats, message", [([], 1, "lengths is empty"), ([8, 0], 1, "each length"),
+                                                       ([8, 2.5], 1, "each length"), ([8], 0, "repeats")])
+def test_attention_cost_names_bad_lengths_and_repeats(lengths, repeats, message):
+    from course_utils.throughput import attention_cost
+
+    with pytest.raises(ValueError, match=message):
+        attention_cost(lengths, d=4, heads=1, repeats=repeats)
 
 
 def test_corpus_shorter_than_the_context_is_a_clear_error():
@@ -422,7 +435,7 @@ def test_evaluate_in_bf16_is_close_to_float32():
 
 
 def test_an_unknown_precision_is_named():
-    with pytest.raises(ValueError, match="precision must be one of auto, bf16, fp32, got 'half'"):
+    with pytest.raises(ValueError, match="precision must be one of .auto., .bf16., .fp32., got .half."):
         TrainConfig(precision="half")
     with pytest.raises(ValueError, match="precision must be one of"):
         evaluate(Transformer(CONFIG), VAL, context=16, precision="float16")
