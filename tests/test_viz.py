@@ -141,6 +141,8 @@ BAD_INPUT = [
     (ch05.plot_curves, ({"r": History(steps=[1, 2], train_loss=[1.0])},), {}, "'r' steps and 'r' train_loss"),
     (ch05.plot_attention_cost, ({"length": [8]},), {}, r"cost lacks \['score_mib', 'seconds'\]"),
     (ch06.sft_curves, ([0, 10], [-5.0], [0.0, 0.5]), {}, "steps, heldout_log_prob and accuracy must have the same"),
+    (ch06.sft_curves, ([0, 10], [-5.0, -1.0], [0.0, 0.5], [0.0]), {},
+     "steps and full_loss_accuracy must have the same length"),
     (ch06.dialogue_cost, ([1, 2], [0.001], [0.001, 0.002]), {}, "turns, one_pass_s and per_turn_s must have the same"),
     (ch06.reward_recovery, (torch.zeros(2), torch.zeros(3), torch.zeros(2)), {}, "must have the same shape"),
     (ch06.reward_recovery, (torch.zeros(2), torch.zeros(2), torch.ones(2)), {"labels": ["a"]},

@@ -20,13 +20,14 @@ def sft_curves(steps: Sequence[int], heldout_log_prob: Sequence[float], accuracy
                full_loss_accuracy: Sequence[float] | None = None) -> Figure:
     """Held-out mean log Pr(y | x) and exact-match accuracy against fine-tuning steps."""
     same_length(steps=steps, heldout_log_prob=heldout_log_prob, accuracy=accuracy)
+    if full_loss_accuracy is not None:
+        same_length(steps=steps, full_loss_accuracy=full_loss_accuracy)
     fig, (a, b) = plt.subplots(1, 2, figsize=(8.5, 3.0), layout="constrained")
     a.plot(steps, heldout_log_prob, marker="o", ms=3)
     a.set(xlabel="fine-tuning step", ylabel="mean log Pr(y | x) (nats)",
           title="held-out conditional log-likelihood")
     b.plot(steps, accuracy, marker="o", ms=3, label="loss on the response only")
     if full_loss_accuracy is not None:
-        same_length(steps=steps, full_loss_accuracy=full_loss_accuracy)
         b.plot(steps, full_loss_accuracy, marker="s", ms=3, alpha=0.7, label="loss on prompt + response")
         b.legend(fontsize=8)
     b.set(xlabel="fine-tuning step", ylabel="exact-match accuracy", ylim=(-0.03, 1.03),
