@@ -9,8 +9,18 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = -100
-"""The target value of positions that are not predicted (PyTorch's default `ignore_index`)."""
+from .losses import IGNORE_INDEX  # the course's one; lesson 03 reads it as mlm.IGNORE_INDEX
+from .runtime import model_device
+from .validate import (
+    int_at_least,
+    non_negative_float,
+    number_in,
+    one_of,
+    positive_int,
+    token_id,
+    token_ids,
+    torch_generator,
+)
 
 SPLIT = (0.8, 0.1, 0.1)
 """Of the selected positions: shares replaced by the mask token, by a random token, left unchanged."""
@@ -26,45 +36,6 @@ class Masked(NamedTuple):
 
     inputs: torch.Tensor
     targets: torch.Tensor
-
-
-# ---------------------------------------------------------------- validation
-
-def _token_tensor(tokens: torch.Tensor, vocab_size: int, name: str = "tokens") -> torch.Tensor:
-    if not isinstance(tokens, torch.Tensor):
-        raise ValueError(f"{name} must be a tensor of integer token ids, got {type(tokens).__name__}")
-    if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
-        raise ValueError(f"{name} must hold integer token ids, got dtype {tokens.dtype}")
-    if tokens.ndim == 0 or tokens.numel() == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D or 2-D tensor, got shape {tuple(tokens.shape)}")
-    t = tokens.long()
-    if t.min() < 0 or t.max() >= vocab_size:
-        raise ValueError(f"{name} has ids outside 0..{vocab_size - 1}")
-    return t
-
-
-def _id(value: int, vocab_size: int, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < vocab_size:
-        raise ValueError(f"{name} must be a token id in 0..{vocab_size - 1}, got {value!r}")
-    return value
-
-
-def _rate(rate: float) -> float:
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 < float(rate) <= 1.0:
-        raise ValueError(f"the mask rate must be a number in (0, 1], got {rate!r}")
-    return float(rate)
-
-
-def _split(split: Sequence[float]) -> tuple[float, float, float]:
-    try:
-        parts = tuple(float(s) for s in split)
-    except (TypeError, ValueError):
-        raise ValueError(f"split must be three numbers (mask, random, keep), got {split!r}") from None
-    if len(parts) != 3 or any(not math.isfinite(p) or p < 0 for p in parts):
-        raise ValueError(f"split must be three non-negative numbers (mask, random, keep), got {split!r}")
-    if abs(sum(parts) - 1.0) > 1e-9:
-        raise ValueError(f"split must sum to 1, but sums to {sum(parts):.6g}")
-    return parts  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------- the masking procedure
@@ -83,9 +54,8 @@ def masking_plan(
     is False (special tokens) are never selected. Two uniform draws per position, both from
     `generator`, so one seed gives one plan.
     """
-    if not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-    rate, (p_mask, p_random, _) = _rate(rate), _split(split)
+    torch_generator(generator)
+    rate, (p_mask, p_random, _) = _check_rate(rate), _check_split(split)
     shape = torch.Size(shape)
     if eligible is None:
         eligible = torch.ones(shape, dtype=torch.bool)
@@ -150,11 +120,10 @@ def mask_tokens(
     targets are the original tokens at the selected positions and `ignore_index` elsewhere.
     Every random draw comes from `generator`.
     """
-    if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size < 2:
-        raise ValueError(f"vocab_size must be an integer >= 2, got {vocab_size!r}")
-    x = _token_tensor(tokens, vocab_size)
-    mask_id = _id(mask_id, vocab_size, "mask_id")
-    special = {_id(int(s), vocab_size, "special id") for s in special_ids} | {mask_id}
+    vocab_size = int_at_least(vocab_size, "vocab_size", 2)
+    x = _check_tokens(tokens, vocab_size)
+    mask_id = token_id(mask_id, vocab_size, "mask_id")
+    special = {token_id(int(s), vocab_size, "special id") for s in special_ids} | {mask_id}
     if not isinstance(ignore_index, int) or 0 <= ignore_index < vocab_size:
         raise ValueError(f"ignore_index must be an integer that is not a token id, got {ignore_index!r}")
     pool = torch.tensor([i for i in range(vocab_size) if i not in special], dtype=torch.long)
@@ -168,22 +137,6 @@ def mask_tokens(
 
 # ---------------------------------------------------------------- the objective
 
-def _logits_targets(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
-    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
-        raise ValueError("logits must be a floating-point tensor of shape (..., vocab_size)")
-    if not isinstance(targets, torch.Tensor) or targets.is_floating_point() or targets.dtype == torch.bool:
-        raise ValueError("targets must be an integer tensor")
-    if logits.ndim < 2 or logits.shape[:-1] != targets.shape:
-        raise ValueError(f"logits must have shape targets.shape + (vocab_size,), got {tuple(logits.shape)} "
-                         f"for targets of shape {tuple(targets.shape)}")
-    v = logits.shape[-1]
-    t = targets.long()
-    bad = (t != ignore_index) & ((t < 0) | (t >= v))
-    if bad.any():
-        raise ValueError(f"targets must be token ids in 0..{v - 1} or ignore_index={ignore_index}")
-    return logits.reshape(-1, v), t.reshape(-1)
-
-
 def masked_log_likelihood(logits: torch.Tensor, targets: torch.Tensor,
                           ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
     """Σ_{i∈A(x)} log Pr(x_i | x̄), summed over the batch: by hand, position by masked position.
@@ -191,7 +144,7 @@ def masked_log_likelihood(logits: torch.Tensor, targets: torch.Tensor,
     `logits[..., i, :]` are the model's scores for position i given the corrupted input; A(x)
     is where `targets != ignore_index`. Differentiable; 0 when nothing is masked.
     """
-    flat_logits, flat_targets = _logits_targets(logits, targets, ignore_index)
+    flat_logits, flat_targets = _check_logits_targets(logits, targets, ignore_index)
     total = flat_logits.new_zeros(())
     for i in (flat_targets != ignore_index).nonzero().flatten().tolist():
         log_probs = flat_logits[i] - torch.logsumexp(flat_logits[i], dim=0)  # log-softmax
@@ -205,9 +158,8 @@ def mlm_loss(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = IG
 
     With reduction="sum" it equals −`masked_log_likelihood`; "mean" divides by |A|.
     """
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-    flat_logits, flat_targets = _logits_targets(logits, targets, ignore_index)
+    one_of(reduction, ("mean", "sum"), "reduction")
+    flat_logits, flat_targets = _check_logits_targets(logits, targets, ignore_index)
     if reduction == "mean" and not (flat_targets != ignore_index).any():
         raise ValueError("no position is masked: the mean loss over zero positions is undefined")
     return F.cross_entropy(flat_logits, flat_targets, ignore_index=ignore_index, reduction=reduction)
@@ -215,10 +167,8 @@ def mlm_loss(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = IG
 
 def unigram_log_probs(tokens: torch.Tensor, vocab_size: int, smoothing: float = 1.0) -> torch.Tensor:
     """log q(v) of token frequencies with add-`smoothing` counts: the best context-free prediction."""
-    x = _token_tensor(tokens, vocab_size)
-    if not isinstance(smoothing, (int, float)) or isinstance(smoothing, bool) or smoothing < 0:
-        raise ValueError(f"smoothing must be a non-negative number, got {smoothing!r}")
-    counts = torch.bincount(x.reshape(-1), minlength=vocab_size).double() + float(smoothing)
+    x = _check_tokens(tokens, vocab_size)
+    counts = torch.bincount(x.reshape(-1), minlength=vocab_size).double() + non_negative_float(smoothing, "smoothing")
     return torch.log(counts / counts.sum())
 
 
@@ -230,15 +180,6 @@ def unigram_masked_loss(log_q: torch.Tensor, targets: torch.Tensor, ignore_index
 
 # ---------------------------------------------------------------- pseudo-log-likelihood
 
-def device_of(logits_fn: LogitsFn) -> torch.device:
-    """Where a model's parameters live (its inputs must go there); the CPU for a plain function."""
-    if isinstance(logits_fn, torch.nn.Module):
-        first = next(logits_fn.parameters(), None)
-        if first is not None:
-            return first.device
-    return torch.device("cpu")
-
-
 def pll_from_masked_logits(logits: torch.Tensor, tokens: torch.Tensor) -> float:
     """Σ_i log Pr(x_i | x with position i masked), from logits of shape (n, n, V).
 
@@ -248,7 +189,7 @@ def pll_from_masked_logits(logits: torch.Tensor, tokens: torch.Tensor) -> float:
     if not isinstance(logits, torch.Tensor) or logits.ndim != 3 or not logits.is_floating_point():
         raise ValueError("logits must be a floating-point tensor of shape (n, n, vocab_size)")
     n = logits.shape[0]
-    x = _token_tensor(tokens, logits.shape[-1])
+    x = _check_tokens(tokens, logits.shape[-1])
     if x.ndim != 1 or logits.shape[:2] != (n, n) or len(x) != n:
         raise ValueError(f"for {tuple(x.shape)} tokens the logits must have shape (n, n, V), "
                          f"got {tuple(logits.shape)}")
@@ -274,9 +215,8 @@ def pseudo_log_likelihood(
     where = list(range(len(x))) if positions is None else [int(p) for p in positions]
     if not where or any(not 0 <= p < len(x) for p in where):
         raise ValueError(f"positions must be a non-empty list of indices in 0..{len(x) - 1}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    dev = device_of(logits_fn)
+    batch_size = positive_int(batch_size, "batch_size")
+    dev = model_device(logits_fn)
     out = []
     for start in range(0, len(where), batch_size):
         chunk = torch.tensor(where[start:start + batch_size])
@@ -299,7 +239,7 @@ def causal_log_probs(logits_fn: LogitsFn, tokens: torch.Tensor) -> torch.Tensor:
     if not isinstance(tokens, torch.Tensor) or tokens.ndim != 1 or len(tokens) < 2:
         raise ValueError("tokens must be a 1-D tensor of at least two token ids")
     x = tokens.long()
-    logits = logits_fn(x[None, :-1].to(device_of(logits_fn))).cpu()
+    logits = logits_fn(x[None, :-1].to(model_device(logits_fn))).cpu()
     if logits.ndim != 3 or logits.shape[:2] != (1, len(x) - 1):
         raise ValueError(f"logits_fn must return shape (1, n, V), got {tuple(logits.shape)}")
     log_probs = torch.log_softmax(logits[0].double(), dim=-1)
@@ -318,13 +258,11 @@ class MaskedLMLoss:
 
     def __init__(self, mask_id: int, vocab_size: int, generator: torch.Generator, rate: float = 0.15,
                  special_ids: Sequence[int] = (), eval_seed: int = 0) -> None:
-        if not isinstance(generator, torch.Generator):
-            raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-        if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size < 2:
-            raise ValueError(f"vocab_size must be an integer >= 2, got {vocab_size!r}")
-        self.mask_id, self.vocab_size = _id(mask_id, vocab_size, "mask_id"), vocab_size
-        self.generator, self.rate, self.eval_seed = generator, _rate(rate), eval_seed
-        self.special_ids = tuple(_id(int(s), vocab_size, "special id") for s in special_ids)
+        self.vocab_size = int_at_least(vocab_size, "vocab_size", 2)
+        self.mask_id = token_id(mask_id, vocab_size, "mask_id")
+        self.generator, self.rate = torch_generator(generator), _check_rate(rate)
+        self.eval_seed = int_at_least(eval_seed, "eval_seed", 0)
+        self.special_ids = tuple(token_id(int(s), vocab_size, "special id") for s in special_ids)
 
     def corrupt(self, x: torch.Tensor, training: bool = True) -> Masked:
         """The masked batch this loss would use (training masks advance the generator)."""
@@ -338,3 +276,40 @@ class MaskedLMLoss:
         masked = self.corrupt(x, model.training)
         logits = model(masked.inputs.to(x.device))
         return mlm_loss(logits.float(), masked.targets.to(x.device))
+
+
+# ---------------------------------------------------------------- guards
+
+def _check_tokens(tokens: torch.Tensor, vocab_size: int, name: str = "tokens") -> torch.Tensor:
+    x = token_ids(tokens, vocab_size, name)
+    if x.ndim == 0 or x.numel() == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D or 2-D tensor, got shape {tuple(x.shape)}")
+    return x
+
+
+def _check_rate(rate: float) -> float:
+    return number_in(rate, "rate (the mask rate)", 0.0, 1.0, include_low=False)
+
+
+def _check_split(split: Sequence[float]) -> tuple[float, float, float]:
+    try:
+        parts = tuple(float(s) for s in split)
+    except (TypeError, ValueError):
+        raise ValueError(f"split must be three numbers (mask, random, keep), got {split!r}") from None
+    if len(parts) != 3 or any(not math.isfinite(p) or p < 0 for p in parts):
+        raise ValueError(f"split must be three non-negative numbers (mask, random, keep), got {split!r}")
+    if abs(sum(parts) - 1.0) > 1e-9:
+        raise ValueError(f"split must sum to 1, but sums to {sum(parts):.6g}")
+    return parts  # type: ignore[return-value]
+
+
+def _check_logits_targets(logits: torch.Tensor, targets: torch.Tensor,
+                          ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits (N, V), targets (N,)) flattened, after checking that they fit together."""
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() or logits.ndim == 0:
+        raise ValueError("logits must be a floating-point tensor of shape (..., vocab_size)")
+    t = token_ids(targets, logits.shape[-1], "targets", ignore_index=ignore_index)
+    if logits.ndim < 2 or logits.shape[:-1] != t.shape:
+        raise ValueError(f"logits must have shape targets.shape + (vocab_size,), got {tuple(logits.shape)} "
+                         f"for targets of shape {tuple(t.shape)}")
+    return logits.reshape(-1, logits.shape[-1]), t.reshape(-1)

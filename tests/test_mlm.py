@@ -188,7 +188,7 @@ def test_objective_is_stable_for_large_logits_and_zero_when_nothing_is_masked():
 
 @pytest.mark.parametrize(("logits", "targets", "match"), [
     (torch.zeros(2, 3), torch.zeros(3, dtype=torch.long), "shape"),
-    (torch.zeros(2, 3), torch.tensor([0, 3]), "token ids"),
+    (torch.zeros(2, 3), torch.tensor([0, 3]), r"targets has id 3 outside 0\.\.2 \(and is not ignore_index=-100\)"),
     (torch.zeros(2, 3, dtype=torch.long), torch.tensor([0, 1]), "floating-point"),
     (torch.zeros(2, 3), torch.tensor([0.0, 1.0]), "integer"),
 ])
@@ -314,10 +314,10 @@ def test_masked_lm_loss_refuses_a_causal_model_and_bad_settings():
         mlm.MaskedLMLoss(V, V, torch.Generator())
 
 
-def test_device_of_a_module_and_a_function():
-    assert mlm.device_of(_tiny()) == torch.device("cpu")
-    assert mlm.device_of(lambda ids: ids) == torch.device("cpu")
-    assert mlm.device_of(torch.nn.ReLU()) == torch.device("cpu")  # no parameters
+def test_ignore_index_is_the_one_of_losses():
+    from course_utils import losses
+
+    assert mlm.IGNORE_INDEX is losses.IGNORE_INDEX == -100
 
 
 def test_plan_and_corruption_reject_mismatched_shapes():
