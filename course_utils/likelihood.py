@@ -7,7 +7,15 @@ from collections.abc import Sequence
 
 import torch
 
-from .validate import ArrayLike, as_flips, as_tensor, probability
+from .validate import (
+    ArrayLike,
+    as_flips,
+    as_tensor,
+    finite_float,
+    positive_float,
+    positive_int,
+    probability,
+)
 
 
 def bernoulli_likelihood(theta: float, flips: ArrayLike) -> float:
@@ -38,11 +46,7 @@ def fit_bernoulli_by_gradient(
     Returns the final θ and its value after every step. The logit keeps θ inside (0, 1), so
     all-heads or all-tails data only approach their boundary MLE of 1 or 0.
     """
-    x = as_flips(flips)
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr!r}")
+    x, steps, lr = as_flips(flips), positive_int(steps, "steps"), positive_float(lr, "lr")
     w = torch.zeros((), dtype=torch.float64, requires_grad=True)
     opt = torch.optim.SGD([w], lr=lr)
     history = []
@@ -60,15 +64,8 @@ def simulate_mle(
     theta: float, ns: Sequence[int], reps: int, generator: torch.Generator
 ) -> torch.Tensor:
     """θ̂ = k/n from `reps` fresh data sets of each size in `ns`: a tensor of shape (len(ns), reps)."""
-    th = probability(theta)
-    if len(ns) == 0 or any(int(n) < 1 for n in ns):
-        raise ValueError(f"ns must be a non-empty list of positive sample sizes, got {list(ns)}")
-    if not isinstance(reps, int) or reps < 1:
-        raise ValueError(f"reps must be a positive integer, got {reps!r}")
-    rows = []
-    for n in ns:
-        rows.append(_count_heads(int(n), th, reps, generator) / int(n))
-    return torch.stack(rows)
+    th, sizes, reps = probability(theta), _sample_sizes(ns), positive_int(reps, "reps")
+    return torch.stack([_count_heads(n, th, reps, generator) / n for n in sizes])
 
 
 def _count_heads(n: int, theta: float, reps: int, generator: torch.Generator) -> torch.Tensor:
@@ -87,20 +84,17 @@ def gaussian_mle(x: ArrayLike) -> tuple[float, float]:
     return float(mu), float(((t - mu) ** 2).mean())
 
 
+# Stays although no lesson calls it: the objective that tests check `gaussian_mle` maximises.
 def gaussian_log_likelihood(x: ArrayLike, mu: float, var: float) -> float:
     """Σ log N(x_i; μ, σ²)."""
-    t = as_tensor(x, "x")
-    if not var > 0:
-        raise ValueError(f"var must be positive, got {var!r}")
+    t, mu, var = as_tensor(x, "x"), finite_float(mu, "mu"), positive_float(var, "var")
     n = t.numel()
     return float(-0.5 * n * math.log(2 * math.pi * var) - ((t - mu) ** 2).sum() / (2 * var))
 
 
 def markov_mle(flips: ArrayLike) -> tuple[float, float]:
     """Two-state Markov chain MLE: (P(H | previous T), P(H | previous H)) by counting transitions."""
-    x = as_flips(flips)
-    if x.numel() < 2:
-        raise ValueError("a Markov chain needs at least 2 flips to count a transition")
+    x = _chain(flips)
     prev, nxt = x[:-1], x[1:]
     out = []
     for state in (0.0, 1.0):
@@ -113,10 +107,23 @@ def markov_mle(flips: ArrayLike) -> tuple[float, float]:
 
 def markov_log_likelihood(flips: ArrayLike, p_h_after_t: float, p_h_after_h: float) -> float:
     """log Pr(x_2..x_n | x_1) under the two-state chain (the first flip is conditioned on)."""
-    x = as_flips(flips)
+    x = _chain(flips)
     a, b = probability(p_h_after_t, "p_h_after_t"), probability(p_h_after_h, "p_h_after_h")
-    if x.numel() < 2:
-        raise ValueError("a Markov chain needs at least 2 flips")
     p_heads = torch.where(x[:-1] == 1, torch.tensor(b, dtype=torch.float64), torch.tensor(a, dtype=torch.float64))
     nxt = x[1:]
     return float((torch.special.xlogy(nxt, p_heads) + torch.special.xlogy(1 - nxt, 1 - p_heads)).sum())
+
+
+# ---------------------------------------------------------------- guards
+
+def _sample_sizes(ns: Sequence[int]) -> list[int]:
+    if isinstance(ns, (str, bytes)) or len(ns) == 0:
+        raise ValueError(f"ns must be a non-empty list of positive sample sizes, got {ns!r}")
+    return [positive_int(n, "each sample size in ns") for n in ns]
+
+
+def _chain(flips: ArrayLike) -> torch.Tensor:
+    x = as_flips(flips)
+    if x.numel() < 2:
+        raise ValueError("a Markov chain needs at least 2 flips to count a transition")
+    return x

@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import torch
 
-from .validate import ArrayLike, as_tensor
+from .validate import (
+    ArrayLike,
+    as_tensor,
+    index,
+    int_at_least,
+    non_negative_float,
+    one_of,
+    positive_float,
+    positive_int,
+)
 
 # ---------------------------------------------------------------- Bradley–Terry
-
-def _rewards(rewards: ArrayLike) -> torch.Tensor:
-    return as_tensor(rewards, "rewards")
-
-
-def _comparisons(winners: ArrayLike, losers: ArrayLike, n_items: int) -> tuple[torch.Tensor, torch.Tensor]:
-    w, lo = as_tensor(winners, "winners"), as_tensor(losers, "losers")
-    if w.shape != lo.shape:
-        raise ValueError(f"winners and losers must have the same length, got {w.numel()} and {lo.numel()}")
-    for name, t in (("winners", w), ("losers", lo)):
-        if (t != t.round()).any() or (t < 0).any() or (t >= n_items).any():
-            raise ValueError(f"{name} must be item indices in 0..{n_items - 1}")
-    w, lo = w.long(), lo.long()
-    if (w == lo).any():
-        raise ValueError("an item cannot be compared with itself (winner == loser)")
-    return w, lo
-
 
 def preference_probability(r_a: float, r_b: float) -> float:
     """Pr(a is preferred to b) = σ(r_a − r_b) under the Bradley–Terry model."""
@@ -32,18 +24,17 @@ def preference_probability(r_a: float, r_b: float) -> float:
 
 def bradley_terry_log_likelihood(rewards: ArrayLike, winners: ArrayLike, losers: ArrayLike) -> float:
     """Σ_k log σ(r[winners[k]] − r[losers[k]]): the log-likelihood of the observed preferences."""
-    r = _rewards(rewards)
-    w, lo = _comparisons(winners, losers, len(r))
+    r = as_tensor(rewards, "rewards")
+    w, lo = _check_comparisons(winners, losers, len(r))
     return float(torch.nn.functional.logsigmoid(r[w] - r[lo]).sum())
 
 
 def sample_comparisons(rewards: ArrayLike, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """`n` comparisons of random distinct pairs, each won by a with probability σ(r_a − r_b)."""
-    r = _rewards(rewards)
+    r = as_tensor(rewards, "rewards")
+    n = positive_int(n, "n")
     if len(r) < 2:
         raise ValueError("comparisons need at least two items")
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
     a = torch.randint(len(r), (n,), generator=generator)
     b = (a + torch.randint(1, len(r), (n,), generator=generator)) % len(r)  # uniform over b != a
     a_wins = torch.rand(n, generator=generator, dtype=torch.float64) < torch.sigmoid(r[a] - r[b])
@@ -52,7 +43,7 @@ def sample_comparisons(rewards: ArrayLike, n: int, generator: torch.Generator) -
 
 def centre(rewards: ArrayLike) -> torch.Tensor:
     """Rewards shifted to mean zero: the representative of each class the likelihood cannot tell apart."""
-    r = _rewards(rewards)
+    r = as_tensor(rewards, "rewards")
     return r - r.mean()
 
 
@@ -64,13 +55,9 @@ def fit_bradley_terry(n_items: int, winners: ArrayLike, losers: ArrayLike, steps
     reported with mean zero. An item that wins (or loses) every comparison has no finite
     MLE; `l2 > 0` adds a penalty l2 · Σ r² that keeps such fits finite.
     """
-    if not isinstance(n_items, int) or n_items < 2:
-        raise ValueError(f"n_items must be an integer >= 2, got {n_items!r}")
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    if not l2 >= 0:
-        raise ValueError(f"l2 must be >= 0, got {l2!r}")
-    w, lo = _comparisons(winners, losers, n_items)
+    n_items, steps = int_at_least(n_items, "n_items", 2), positive_int(steps, "steps")
+    l2 = non_negative_float(l2, "l2")
+    w, lo = _check_comparisons(winners, losers, n_items)
     seen = torch.zeros(n_items, dtype=torch.bool)
     seen[w] = seen[lo] = True
     if not seen.all():
@@ -99,8 +86,8 @@ def bradley_terry_standard_errors(rewards: ArrayLike, winners: ArrayLike, losers
     The information Σ_k p_k (1 − p_k) (e_a − e_b)(e_a − e_b)ᵀ is singular along the shift
     direction; its pseudo-inverse is the covariance of the centred estimate.
     """
-    r = _rewards(rewards)
-    w, lo = _comparisons(winners, losers, len(r))
+    r = as_tensor(rewards, "rewards")
+    w, lo = _check_comparisons(winners, losers, len(r))
     p = torch.sigmoid(r[w] - r[lo])
     d = torch.zeros(len(w), len(r), dtype=torch.float64)
     d[torch.arange(len(w)), w] = 1.0
@@ -113,22 +100,9 @@ def bradley_terry_standard_errors(rewards: ArrayLike, winners: ArrayLike, losers
 
 # ---------------------------------------------------------------- policy gradient on a toy policy
 
-def _logits_and_utilities(logits: ArrayLike, utilities: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:
-    z, u = as_tensor(logits, "logits"), as_tensor(utilities, "utilities")
-    if z.shape != u.shape:
-        raise ValueError(f"logits and utilities must have the same length, got {z.numel()} and {u.numel()}")
-    return z, u
-
-
-def expected_utility(logits: ArrayLike, utilities: ArrayLike) -> float:
-    """E_{y∼π}[U(y)] = Σ_y softmax(logits)_y U(y) for a policy over a few possible outputs."""
-    z, u = _logits_and_utilities(logits, utilities)
-    return float(torch.softmax(z, 0) @ u)
-
-
 def policy_gradient(logits: ArrayLike, utilities: ArrayLike) -> torch.Tensor:
     """The exact gradient of E_{y∼π}[U(y)] with respect to the logits: π ⊙ (U − E_π[U])."""
-    z, u = _logits_and_utilities(logits, utilities)
+    z, u = _check_logits_utilities(logits, utilities)
     pi = torch.softmax(z, 0)
     return pi * (u - pi @ u)
 
@@ -136,8 +110,7 @@ def policy_gradient(logits: ArrayLike, utilities: ArrayLike) -> torch.Tensor:
 def mle_gradient(logits: ArrayLike, target: int) -> torch.Tensor:
     """The gradient of log π(target) with respect to the logits: onehot(target) − π."""
     z = as_tensor(logits, "logits")
-    if not isinstance(target, int) or not 0 <= target < len(z):
-        raise ValueError(f"target must be an index in 0..{len(z) - 1}, got {target!r}")
+    target = index(target, len(z), "target")
     return torch.nn.functional.one_hot(torch.tensor(target), len(z)).double() - torch.softmax(z, 0)
 
 
@@ -148,9 +121,8 @@ def reinforce_estimate(logits: ArrayLike, utilities: ArrayLike, n_samples: int,
     With `baseline`, b is the mean utility of the *other* samples (leave-one-out), which keeps the
     estimate unbiased and lowers its variance; without, b = 0.
     """
-    z, u = _logits_and_utilities(logits, utilities)
-    if not isinstance(n_samples, int) or n_samples < (2 if baseline else 1):
-        raise ValueError(f"n_samples must be an integer >= {2 if baseline else 1}, got {n_samples!r}")
+    z, u = _check_logits_utilities(logits, utilities)
+    n_samples = int_at_least(n_samples, "n_samples", 2 if baseline else 1)  # the baseline leaves one out
     pi = torch.softmax(z, 0)
     y = torch.multinomial(pi, n_samples, replacement=True, generator=generator)
     reward = u[y]
@@ -168,11 +140,9 @@ def train_toy_policy(logits: ArrayLike, utilities: ArrayLike, steps: int, lr: fl
     demonstrations); 'pg': ascend a REINFORCE estimate of E_π[U] from `n_samples` of the policy's
     own samples; 'pg-exact': ascend the exact policy gradient.
     """
-    z, u = _logits_and_utilities(logits, utilities)
-    if method not in ("mle", "pg", "pg-exact"):
-        raise ValueError(f"method must be 'mle', 'pg' or 'pg-exact', got {method!r}")
-    if not isinstance(steps, int) or steps < 1 or not lr > 0:
-        raise ValueError(f"steps must be a positive integer and lr positive, got {steps!r} and {lr!r}")
+    z, u = _check_logits_utilities(logits, utilities)
+    one_of(method, ("mle", "pg", "pg-exact"), "method")
+    steps, lr = positive_int(steps, "steps"), positive_float(lr, "lr")
     best = int(u.argmax())
     history = [torch.softmax(z, 0)]
     for _ in range(steps):
@@ -185,3 +155,25 @@ def train_toy_policy(logits: ArrayLike, utilities: ArrayLike, steps: int, lr: fl
         z = z + lr * g
         history.append(torch.softmax(z, 0))
     return torch.stack(history)
+
+
+# ---------------------------------------------------------------- guards
+
+def _check_comparisons(winners: ArrayLike, losers: ArrayLike, n_items: int) -> tuple[torch.Tensor, torch.Tensor]:
+    w, lo = as_tensor(winners, "winners"), as_tensor(losers, "losers")
+    if w.shape != lo.shape:
+        raise ValueError(f"winners and losers must have the same length, got {w.numel()} and {lo.numel()}")
+    for name, t in (("winners", w), ("losers", lo)):
+        if (t != t.round()).any() or (t < 0).any() or (t >= n_items).any():
+            raise ValueError(f"{name} must be item indices in 0..{n_items - 1}")
+    w, lo = w.long(), lo.long()
+    if (w == lo).any():
+        raise ValueError("an item cannot be compared with itself (winner == loser)")
+    return w, lo
+
+
+def _check_logits_utilities(logits: ArrayLike, utilities: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:
+    z, u = as_tensor(logits, "logits"), as_tensor(utilities, "utilities")
+    if z.shape != u.shape:
+        raise ValueError(f"logits and utilities must have the same length, got {z.numel()} and {u.numel()}")
+    return z, u
