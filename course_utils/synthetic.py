@@ -7,6 +7,8 @@ import string
 
 import torch
 
+from .validate import index, int_at_least, positive_int, token_ids
+
 _ALPHABET = string.ascii_lowercase + string.ascii_uppercase + string.digits
 
 
@@ -58,13 +60,10 @@ class SyntheticLanguage:
         One allowed successor of a context ending in token a is always a + 1 (mod V): this
         makes every context lead back to one cycle, so the stationary distribution is unique.
         """
-        for name, value, low in (("vocab_size", vocab_size, 2), ("order", order, 1), ("branching", branching, 1)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        vocab_size, order = int_at_least(vocab_size, "vocab_size", 2), positive_int(order, "order")
+        branching, seed = positive_int(branching, "branching"), int_at_least(seed, "seed", 0)
         if branching > vocab_size:
             raise ValueError(f"branching ({branching}) cannot exceed vocab_size ({vocab_size})")
-        if not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         g = torch.Generator().manual_seed(seed)
         n_ctx = vocab_size**order
         table = torch.zeros(n_ctx, vocab_size, dtype=torch.float64)
@@ -111,8 +110,7 @@ class SyntheticLanguage:
         sees only `context` tokens can reach; it equals `entropy_rate()` for context = order.
         Contexts the source never produces get a uniform row.
         """
-        if not isinstance(context, int) or not 0 <= context <= self.order:
-            raise ValueError(f"context must be an integer in 0..{self.order}, got {context!r}")
+        context = index(context, self.order + 1, "context", "an integer")
         v = self.vocab_size
         joint = (self.stationary[:, None] * self.conditional).reshape(v ** (self.order - context), -1).sum(0)
         joint = joint.reshape(-1, v)  # (V**context, V): Pr(last context tokens, next)
@@ -134,8 +132,7 @@ class SyntheticLanguage:
 
     def sample(self, n_tokens: int, generator: torch.Generator) -> torch.Tensor:
         """One stationary stream of `n_tokens` token ids (int64)."""
-        if not isinstance(n_tokens, int) or n_tokens < self.order:
-            raise ValueError(f"n_tokens must be an integer >= order = {self.order}, got {n_tokens!r}")
+        n_tokens = int_at_least(n_tokens, "n_tokens", self.order)
         v, n_ctx = self.vocab_size, self.vocab_size**self.order
         ctx = int(torch.multinomial(self.stationary, 1, generator=generator))
         out = [(ctx // v**(self.order - 1 - k)) % v for k in range(self.order)]
@@ -151,10 +148,7 @@ class SyntheticLanguage:
 
     def sample_sequences(self, n_sequences: int, length: int, generator: torch.Generator) -> torch.Tensor:
         """`n_sequences` independent stationary sequences, shape (n_sequences, length), int64."""
-        if not isinstance(n_sequences, int) or n_sequences < 1:
-            raise ValueError(f"n_sequences must be a positive integer, got {n_sequences!r}")
-        if not isinstance(length, int) or length < self.order:
-            raise ValueError(f"length must be an integer >= order = {self.order}, got {length!r}")
+        n_sequences, length = positive_int(n_sequences, "n_sequences"), int_at_least(length, "length", self.order)
         v, n_ctx = self.vocab_size, self.vocab_size**self.order
         ctx = torch.multinomial(self.stationary, n_sequences, replacement=True, generator=generator)
         cols = [(ctx // v**(self.order - 1 - k)) % v for k in range(self.order)]
@@ -172,13 +166,7 @@ class SyntheticLanguage:
         return "".join(self.alphabet[i] for i in self._check_tokens(tokens).reshape(-1).tolist())
 
     def _check_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        x = torch.as_tensor(tokens)
-        if x.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
-            raise ValueError(f"tokens must be integer ids, got dtype {x.dtype}")
-        x = x.long()
-        if x.numel() and (x.min() < 0 or x.max() >= self.vocab_size):
-            raise ValueError(f"token ids must lie in 0..{self.vocab_size - 1}")
-        return x
+        return token_ids(torch.as_tensor(tokens), self.vocab_size)
 
     def __repr__(self) -> str:
         return (f"SyntheticLanguage(vocab_size={self.vocab_size}, order={self.order}, "

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from .validate import number_in, positive_int, torch_generator
+
 
 def python_docs_text() -> str:
     """The prose of Python's own documentation (ships with CPython as `pydoc_data.topics`, ~0.5 MB).
@@ -19,6 +21,7 @@ def python_docs_text() -> str:
     return "\n\n".join(topics.topics[key].strip() for key in sorted(topics.topics))
 
 
+# Stays although no lesson calls it: the documented way to train on your own text (one UTF-8 file).
 def load_text(path: str | Path) -> str:
     """A UTF-8 text file's content, with clear errors for a missing, empty or undecodable file.
 
@@ -73,10 +76,8 @@ class CharTokenizer:
 
 def train_val_split(tokens: torch.Tensor, val_fraction: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
     """Split a 1-D token sequence into a leading training part and a trailing validation part."""
-    if tokens.ndim != 1:
-        raise ValueError(f"tokens must be 1-dimensional, got shape {tuple(tokens.shape)}")
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be strictly between 0 and 1, got {val_fraction}")
+    _check_stream(tokens)
+    val_fraction = number_in(val_fraction, "val_fraction", 0.0, 1.0, include_low=False, include_high=False)
     n_val = int(round(len(tokens) * val_fraction))
     if n_val == 0 or n_val == len(tokens):
         raise ValueError(f"splitting {len(tokens)} tokens with val_fraction={val_fraction} leaves a part empty")
@@ -87,10 +88,9 @@ def random_batch(
     tokens: torch.Tensor, context: int, batch_size: int, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`batch_size` random windows: inputs x[:, t] and next-token targets y[:, t] = x[:, t + 1]."""
-    if tokens.ndim != 1:
-        raise ValueError(f"tokens must be 1-dimensional, got shape {tuple(tokens.shape)}")
-    if context < 1 or batch_size < 1:
-        raise ValueError(f"context and batch_size must be positive, got {context} and {batch_size}")
+    _check_stream(tokens)
+    context, batch_size = positive_int(context, "context"), positive_int(batch_size, "batch_size")
+    torch_generator(generator)
     if len(tokens) < context + 1:
         raise ValueError(f"the corpus has {len(tokens)} tokens, fewer than context + 1 = {context + 1}")
     starts = torch.randint(len(tokens) - context, (batch_size,), generator=generator)
@@ -148,3 +148,12 @@ class WordTokenizer:
         if bad:
             raise ValueError(f"token ids outside 0..{len(self.words) - 1}: {bad[:5]}")
         return " ".join(self.words[i] for i in values)
+
+
+# ---------------------------------------------------------------- guards
+
+def _check_stream(tokens: torch.Tensor) -> None:
+    if not isinstance(tokens, torch.Tensor):
+        raise ValueError(f"tokens must be a 1-dimensional tensor of token ids, got {type(tokens).__name__}")
+    if tokens.ndim != 1:
+        raise ValueError(f"tokens must be 1-dimensional, got shape {tuple(tokens.shape)}")
