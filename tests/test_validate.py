@@ -156,3 +156,15 @@ def test_as_tensor_and_flips():
         v.as_flips("HTX")
     with pytest.raises(ValueError, match="only 0 \\(tails\\) and 1 \\(heads\\)"):
         v.as_flips([0, 2])
+
+
+def test_probability_rows():
+    table = v.probability_rows(torch.tensor([[0.25, 0.75], [1.0, 0.0]], dtype=torch.float32), "table")
+    assert table.dtype == torch.float64 and table.shape == (2, 2)
+    assert v.probability_rows([0.5, 0.5], "p").tolist() == [0.5, 0.5]
+    for bad, message in [([[0.5, 0.5], [0.5, 0.6]], r"table must sum to 1 along its last axis, but sums to 1\.1"),
+                         ([[0.5, 0.5], [1.5, -0.5]], "table has negative entries"),
+                         ([[0.5, math.nan]], "table contains NaN"), (0.5, "table must have shape"),
+                         (np.zeros((2, 0)), "table is empty")]:
+        with pytest.raises(ValueError, match=message):
+            v.probability_rows(bad, "table")
