@@ -61,7 +61,7 @@ def positive_float(value: float, name: str) -> float:
     """`value` as a finite float > 0."""
     number = _number(value, name)
     if not (math.isfinite(number) and number > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return number
 
 

@@ -94,7 +94,7 @@ def test_markov_mle_counts_transitions():
         (lambda: L.simulate_mle(0.5, [], 3, torch.Generator()), "sample sizes"),
         (lambda: L.simulate_mle(0.5, [10], 0, torch.Generator()), "reps"),
         (lambda: L.gaussian_mle([]), "empty"),
-        (lambda: L.gaussian_log_likelihood([1.0], 0.0, 0.0), "positive"),
+        (lambda: L.gaussian_log_likelihood([1.0], 0.0, 0.0), "var must be a finite number > 0, got 0.0"),
         (lambda: L.markov_mle([1]), "at least 2"),
         (lambda: L.markov_mle([1, 1, 1]), "no transition"),
     ],

@@ -55,7 +55,7 @@ def test_non_negative_and_positive_float():
         with pytest.raises(ValueError, match="temperature must be a finite number >= 0"):
             v.non_negative_float(bad, "temperature")
     for bad in (0, -1.0, math.nan, math.inf):
-        with pytest.raises(ValueError, match="lr must be a positive finite number"):
+        with pytest.raises(ValueError, match="lr must be a finite number > 0"):
             v.positive_float(bad, "lr")
     with pytest.raises(ValueError, match="lr must be a number"):
         v.positive_float("0.1", "lr")
