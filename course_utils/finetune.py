@@ -130,9 +130,7 @@ def target_log_probs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tenso
 def masked_nll(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
                reduction: str = "mean") -> torch.Tensor:
     """−Σ log Pr(target) over masked positions ('sum'), or that divided by their number ('mean')."""
-    if mask.shape != targets.shape or mask.dtype != torch.bool:
-        raise ValueError(f"mask must be a bool tensor of shape {tuple(targets.shape)}, "
-                         f"got {mask.dtype} {tuple(mask.shape)}")
+    _check_mask(mask, targets)
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     count = int(mask.sum())
@@ -140,6 +138,12 @@ def masked_nll(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
         raise ValueError("the mask selects no position: there is nothing to learn from")
     total = -(target_log_probs(logits, targets) * mask).sum()
     return total / count if reduction == "mean" else total
+
+
+def _check_mask(mask: torch.Tensor, targets: torch.Tensor) -> None:
+    if mask.shape != targets.shape or mask.dtype != torch.bool:
+        raise ValueError(f"mask must be a bool tensor of shape {tuple(targets.shape)}, "
+                         f"got {mask.dtype} {tuple(mask.shape)}")
 
 
 def conditional_log_probs(model: Model, tokenizer: CharTokenizer,
@@ -154,9 +158,7 @@ def conditional_log_probs(model: Model, tokenizer: CharTokenizer,
 
 def ignore_outside(targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """`targets` with every position outside `mask` set to `IGNORE_INDEX` (−100), which the loss skips."""
-    if mask.shape != targets.shape or mask.dtype != torch.bool:
-        raise ValueError(f"mask must be a bool tensor of shape {tuple(targets.shape)}, "
-                         f"got {mask.dtype} {tuple(mask.shape)}")
+    _check_mask(mask, targets)
     return targets.masked_fill(~mask, IGNORE_INDEX)
 
 

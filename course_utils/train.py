@@ -115,7 +115,7 @@ class History:
 
 
 def optimizer_for(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only (biases and norm parameters, 1-D, are not decayed).
+    """AdamW in two groups: weight decay on the matrices (the embeddings too), none on 1-D biases and norms.
 
     It uses PyTorch's fused kernel where this version of PyTorch has one for the model's device
     (CUDA; CPU from PyTorch 2.4), else the multi-tensor ("foreach") one: the same update either way.
