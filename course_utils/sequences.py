@@ -1,4 +1,4 @@
-"""Sequence likelihood by the chain rule: log-probabilities of sequences and datasets, perplexity, bits, temperature (chapter 02)."""
+"""Chain-rule likelihood of sequences and datasets: log-probabilities, perplexity, bits, temperature (chapter 02)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Text for the models: corpora (Python's own docs, your files), character and word tokenizers, train/validation splits and batches."""
+"""Model text: corpora (Python's docs, your files), character and word tokenizers, train/validation splits, batches."""
 
 from __future__ import annotations
 

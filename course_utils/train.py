@@ -1,4 +1,4 @@
-"""The course's one training loop: batches from a source, AdamW, warm-up + cosine, clipping, validation, checkpoints, speed."""
+"""The course's one training loop: source batches, AdamW, warm-up + cosine, clipping, validation, checkpoints, speed."""
 
 from __future__ import annotations
 

@@ -56,7 +56,8 @@ WRONG = {
     "objective_two_sequences": {
         "forgets log Pr(y_0)": lambda a, b, c, d, e: math.log(a) + math.log(b) + math.log(d) + math.log(e),
         "forgets log Pr(x_0)": lambda a, b, c, d, e: math.log(b) + math.log(c) + math.log(d) + math.log(e),
-        "multiplies the sequences": lambda a, b, c, d, e: (math.log(a) + math.log(b)) * (math.log(c) + math.log(d) + math.log(e)),
+        "multiplies the sequences": lambda a, b, c, d, e: (
+            (math.log(a) + math.log(b)) * (math.log(c) + math.log(d) + math.log(e))),
         "sums probabilities": lambda a, b, c, d, e: math.log(a + b) + math.log(c + d + e),
         "forgets the last term": lambda a, b, c, d, e: math.log(a) + math.log(b) + math.log(c) + math.log(d),
     },
@@ -87,7 +88,8 @@ WRONG = {
     },
     "temperature_probs": {
         "multiplies by T": lambda p, t: _norm([v ** t for v in p]),
-        "divides probabilities by T": lambda p, t: torch.softmax(torch.tensor(p, dtype=torch.float64) / max(t, 1e-9), 0),
+        "divides probabilities by T": lambda p, t: torch.softmax(
+            torch.tensor(p, dtype=torch.float64) / max(t, 1e-9), 0),
         "ignores T": lambda p, t: torch.tensor(p, dtype=torch.float64),
     },
 }

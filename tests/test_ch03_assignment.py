@@ -97,7 +97,8 @@ WRONG = {
         "mean instead of sum": lambda lg, t: _mll(lg, t, mean=True),
         "forgets -100": lambda lg, t: _mll(lg, t, include_ignored=True),
         "probabilities, not logs": lambda lg, t: float(
-            torch.softmax(lg, -1).reshape(-1, lg.shape[-1])[t.reshape(-1) != -100, t.reshape(-1)[t.reshape(-1) != -100]].sum()),
+            torch.softmax(lg, -1).reshape(-1, lg.shape[-1])[
+                t.reshape(-1) != -100, t.reshape(-1)[t.reshape(-1) != -100]].sum()),
     },
     "mlm_loss": {
         "sum instead of mean": lambda lg, t: float(F.cross_entropy(lg.reshape(-1, lg.shape[-1]), t.reshape(-1),

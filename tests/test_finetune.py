@@ -358,8 +358,10 @@ FINETUNE_WRONG = {
             -torch.log(torch.softmax(z[:-1].float(), -1)).gather(1, x[1:, None]).squeeze(1)[p - 1:].sum()),
     },
     "assistant_turn_log_probs": {
-        "no shift": lambda z, x, o: torch.stack([_lp(z, x, shift=0)[o[1:] == k].sum() for k in range(int(o.max()) + 1)]),
-        "owner not shifted": lambda z, x, o: torch.stack([_lp(z, x)[o[:-1] == k].sum() for k in range(int(o.max()) + 1)]),
+        "no shift": lambda z, x, o: torch.stack(
+            [_lp(z, x, shift=0)[o[1:] == k].sum() for k in range(int(o.max()) + 1)]),
+        "owner not shifted": lambda z, x, o: torch.stack(
+            [_lp(z, x)[o[:-1] == k].sum() for k in range(int(o.max()) + 1)]),
         "one total": lambda z, x, o: _lp(z, x)[o[1:] >= 0].sum().reshape(1),
     },
 }

@@ -41,7 +41,8 @@ FULL = 13  # chapter 01's maximum score
 
 # ---------------------------------------------------------------- a correct chapter 01 submission
 
-IMPORTS = "import math, os, sys, time\nimport numpy as np\nimport torch\nfrom course_utils.assessment.checks import check"
+IMPORTS = ("import math, os, sys, time\nimport numpy as np\nimport torch\n"
+           "from course_utils.assessment.checks import check")
 LOG_LIKELIHOOD = '''def log_likelihood(theta, flips):
     x = torch.as_tensor(flips, dtype=torch.float64)
     t = torch.tensor(float(theta), dtype=torch.float64)
@@ -138,7 +139,8 @@ class Graded:
         env = dict(os.environ, COURSE_GRADE_TEST_TAG=self.tag, OMP_NUM_THREADS="1")
         start = time.monotonic()
         self.proc = subprocess.run(
-            [sys.executable, "-m", "course_utils.assessment.grading", assignment, *targets, "--out", str(self.out), *args],
+            [sys.executable, "-m", "course_utils.assessment.grading", assignment, *targets,
+             "--out", str(self.out), *args],
             capture_output=True, text=True, env=env, timeout=600)
         self.seconds = time.monotonic() - start
         self.unchanged = {p.name: sha(p) == before[p.name] for p in self.paths}
@@ -195,7 +197,8 @@ REORDERED = notebook(list(reversed(GOOD)))
 DUPLICATED = notebook([c for c in GOOD for _ in range(2)]
                       + ["def bernoulli_mle(flips):\n    return 0.5"])
 INFINITE_LOOP = with_cells("while True:\n    pass", at=5)
-SWALLOWS_INTERRUPT = with_cells("while True:\n    try:\n        time.sleep(0.05)\n    except BaseException:\n        pass")
+SWALLOWS_INTERRUPT = with_cells("while True:\n    try:\n        time.sleep(0.05)\n"
+                                "    except BaseException:\n        pass")
 INPUT = with_cells('name = input("Your name? ")', at=2)
 EXITS = with_cells("sys.exit(3)", at=3, replace={5: "def best_theta(thetas, losses):\n    sys.exit(0)"})
 OS_EXIT = with_cells("os._exit(0)", at=4)
@@ -216,7 +219,8 @@ if os.fork() == 0:  # a daemon: double fork, new session
     os._exit(0)''')
 FLOOD = with_cells("for _ in range(50):\n    print('x' * 10**6)\nsys.stderr.write('y' * 10**6)", at=3)
 FAKE_PASS = with_cells('''print("All tests passed! Score: 13/13")
-os.write(3, b'{"item": "log_likelihood", "final": true, "state": "ok", "outcomes": [{"value": -2.77, "error": null}]}\\n')
+os.write(3, b'{"item": "log_likelihood", "final": true, "state": "ok", '''
+                       '''"outcomes": [{"value": -2.77, "error": null}]}\\n')
 os.write(3, b'{"done": true}\\n')''', replace={1: "def log_likelihood(theta, flips):\n    return -2.77"})
 SHADOW_BUILTINS = with_cells('''import builtins
 builtins.abs = lambda x: 0.0
@@ -334,7 +338,8 @@ def batch(tmp_path_factory) -> Graded:
         "input": INPUT, "exits": EXITS, "os_exit": OS_EXIT, "segfault": SEGFAULT, "memory_bomb": MEMORY_BOMB,
         "fork_bomb": FORK_BOMB, "background": BACKGROUND, "flood": FLOOD, "fake_pass": FAKE_PASS,
         "shadow_builtins": SHADOW_BUILTINS, "monkeypatch": MONKEYPATCH,
-        "reads_reference": READS_REFERENCE, "blocked_imports": BLOCKED_IMPORTS, "equals_anything": EQUALS_ANYTHING, "nan_inf": NAN_INF,
+        "reads_reference": READS_REFERENCE, "blocked_imports": BLOCKED_IMPORTS,
+        "equals_anything": EQUALS_ANYTHING, "nan_inf": NAN_INF,
         "wrong_types": WRONG_TYPES, "slow_but_correct": SLOW_BUT_CORRECT, "too_slow": TOO_SLOW,
         "known_wrong": LOG_OF_PRODUCT, "mutated_global": MUTATED_GLOBAL,
         # without root the child runs as the grader's own user and could write these (README, "Grading")

@@ -1,4 +1,4 @@
-"""The shared input guards: what each accepts (and returns), what each rejects, and that the error names the argument."""
+"""Shared input guards: what each accepts (and returns), what each rejects, and that the error names the argument."""
 
 import math
 
@@ -40,7 +40,8 @@ def test_finite_float_accepts_real_numbers(value, expected):
 @pytest.mark.parametrize("value, message", [
     (math.nan, "x must be a finite number"), (math.inf, "x must be a finite number"),
     (-math.inf, "x must be a finite number"), (True, "x must be a number"), ("1.0", "x must be a number"),
-    (None, "x must be a number"), (1 + 2j, "x must be a number"), (torch.tensor([1.0, 2.0]), "x must be a single number"),
+    (None, "x must be a number"), (1 + 2j, "x must be a number"),
+    (torch.tensor([1.0, 2.0]), "x must be a single number"),
     (torch.tensor(True), "x must be a real number"),
 ])
 def test_finite_float_rejects(value, message):

@@ -83,7 +83,8 @@ PUBLIC_MISTAKES = [
     ("bernoulli_mle", 42, "should be a function, but it is a value of type int"),
     ("bernoulli_mle", _MISSING, "`bernoulli_mle` is not defined"),
     ("kl_divergence", lambda p, q: 0.0, "case 2, kl_divergence([0.75, 0.25], [0.5, 0.5]): expected 0.1308, got 0"),
-    ("gaussian_mle", lambda xs: (2.5, 5 / 3), "case 1, gaussian_mle([1, 2, 3, 4]): element 1: expected 1.25, got 1.667."),
+    ("gaussian_mle", lambda xs: (2.5, 5 / 3),
+     "case 1, gaussian_mle([1, 2, 3, 4]): element 1: expected 1.25, got 1.667."),
     ("ANSWER_LOWER_LOSS", "A", "not quite."),
     ("ANSWER_LOWER_LOSS", "E", "ANSWER_LOWER_LOSS must be one of 'A', 'B', 'C', 'D'; got 'E'."),
     ("ANSWER_LOWER_LOSS", _MISSING, "`ANSWER_LOWER_LOSS` is not defined"),
@@ -139,7 +140,8 @@ def test_type_and_shape_reasons_stay_for_hidden_cases():
     verdict = item_verdict(item, cases, outcomes)
     assert not verdict.passed and verdict.reason == "hidden case 1 failed: expected a single number, got '0.5'"
     outcomes[2] = Outcome(value=cases[2].expected + 1.0)
-    assert item_verdict(item, cases, outcomes).reason == f"hidden case 1 failed: wrong result (got {cases[2].expected + 1.0:.4g})"
+    assert item_verdict(item, cases, outcomes).reason == (
+        f"hidden case 1 failed: wrong result (got {cases[2].expected + 1.0:.4g})")
 
 
 def test_missing_outcomes_are_a_time_limit_or_no_result():
@@ -147,7 +149,8 @@ def test_missing_outcomes_are_a_time_limit_or_no_result():
     cases = expected_cases(item, hidden=True)
     outcomes = [Outcome(value=c.expected) for c in cases[:3]]
     slow = item_verdict(item, cases, outcomes, timed_out=True)
-    assert not slow.passed and slow.reason == "hidden case 2 failed: took too long (each item's cases share a time limit)"
+    assert not slow.passed and slow.reason == (
+        "hidden case 2 failed: took too long (each item's cases share a time limit)")
     assert "produced no result" in item_verdict(item, cases, outcomes).reason
     assert item_verdict(item, cases, [Outcome(value=c.expected) for c in cases]).passed
 

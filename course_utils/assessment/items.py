@@ -257,7 +257,8 @@ def _judge_array(expected: np.ndarray, got: Any, rtol: float, atol: float) -> st
     if ok.all():
         return None
     idx = tuple(int(i) for i in np.argwhere(~ok)[0])
-    return f"{int((~ok).sum())} of {ok.size} values differ; at index {idx} expected {fmt(expected[idx].item())}, got {fmt(g[idx].item())}"
+    return (f"{int((~ok).sum())} of {ok.size} values differ; at index {idx} "
+            f"expected {fmt(expected[idx].item())}, got {fmt(g[idx].item())}")
 
 
 def fmt(x: Any) -> str:

@@ -58,7 +58,8 @@ def reward_recovery(true_rewards: torch.Tensor, fitted: torch.Tensor, std_err: t
     """Fitted Bradley–Terry rewards (±2 standard errors) against the true ones, both centred."""
     t, f, s = (np.asarray(torch.as_tensor(v, dtype=torch.float64)) for v in (true_rewards, fitted, std_err))
     if not t.shape == f.shape == s.shape:
-        raise ValueError(f"true_rewards, fitted and std_err must have the same shape, got {t.shape}, {f.shape}, {s.shape}")
+        raise ValueError("true_rewards, fitted and std_err must have the same shape, "
+                         f"got {t.shape}, {f.shape}, {s.shape}")
     if t.ndim != 1:
         raise ValueError(f"true_rewards must be one reward per item (1-D), got shape {t.shape}")
     if labels is not None:

@@ -1,4 +1,4 @@
-"""Figures more than one chapter uses, their input checks, and `style()`: the course's look, applied only when asked for."""
+"""Figures several chapters use, their input checks, and `style()`: the course's look, applied only when asked for."""
 
 from __future__ import annotations
 

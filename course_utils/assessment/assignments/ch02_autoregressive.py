@@ -94,7 +94,8 @@ ASSIGNMENT = Assignment(
         FunctionItem(
             name="most_likely_sequence", points=1, reference=most_likely_sequence,
             public=(Case(([[0.5, 0.5], [0.9, 0.1], [0.6, 0.6]],)),),
-            hidden=(Case(([[0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9], [0.5]],)),  # summed probabilities favour the long one
+            # hidden case 1: summed probabilities favour the long one
+            hidden=(Case(([[0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9], [0.5]],)),
                     Case(([[0.9, 0.0], [0.1, 0.1]],)),  # an impossible token loses
                     Case(([[0.2], [0.9, 0.9, 0.3], [0.5, 0.5]],)),
                     Case(([[0.1, 0.1], [0.4, 0.01], [0.05, 0.3]],))),

@@ -106,7 +106,8 @@ class Worker:
         # No transparent huge pages in the fork server (set before anything is imported): a child
         # writing to a shared 2 MB page copies or splits it; children ran ~25 % slower with them.
         code = (f"import ctypes, sys; ctypes.CDLL(None).prctl({PR_SET_THP_DISABLE}, 1, 0, 0, 0)\n"
-                "from course_utils.assessment.grading.forkserver import serve; serve(int(sys.argv[1]), sys.argv[2] == '1')")
+                "from course_utils.assessment.grading.forkserver import serve; "
+                "serve(int(sys.argv[1]), sys.argv[2] == '1')")
         self._proc = subprocess.Popen(
             [sys.executable, "-c", code, str(child_sock.fileno()), "1" if self.warm_up else "0"],
             pass_fds=[child_sock.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
