@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,20 +59,11 @@ class CharTokenizer:
 
     def encode(self, text: str) -> torch.Tensor:
         """Token ids (int64) of `text`; unknown characters are an error naming them."""
-        index = {c: i for i, c in enumerate(self.chars)}
-        unknown = sorted(set(text) - index.keys())
-        if unknown:
-            shown = ", ".join(repr(c) for c in unknown[:5])
-            raise ValueError(f"characters not in the vocabulary: {shown}{' …' if len(unknown) > 5 else ''}")
-        return torch.tensor([index[c] for c in text], dtype=torch.long)
+        return _ids_of(list(text), self.chars, "characters")
 
     def decode(self, ids: torch.Tensor | list[int]) -> str:
         """The text of token ids; ids outside the vocabulary are an error."""
-        values = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
-        bad = [i for i in values if not isinstance(i, int) or not 0 <= i < len(self.chars)]
-        if bad:
-            raise ValueError(f"token ids outside 0..{len(self.chars) - 1}: {bad[:5]}")
-        return "".join(self.chars[i] for i in values)
+        return "".join(_symbols_of(ids, self.chars))
 
 
 def train_val_split(tokens: torch.Tensor, val_fraction: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,21 +125,30 @@ class WordTokenizer:
 
     def encode(self, text: str) -> torch.Tensor:
         """Token ids (int64) of the words of `text`; unknown words are an error naming them."""
-        index = {w: i for i, w in enumerate(self.words)}
-        tokens = split_words(text, self.lowercase)
-        unknown = sorted(set(tokens) - index.keys())
-        if unknown:
-            shown = ", ".join(repr(w) for w in unknown[:5])
-            raise ValueError(f"words not in the vocabulary: {shown}{' …' if len(unknown) > 5 else ''}")
-        return torch.tensor([index[w] for w in tokens], dtype=torch.long)
+        return _ids_of(split_words(text, self.lowercase), self.words, "words")
 
     def decode(self, ids: torch.Tensor | list[int]) -> str:
         """The words of token ids joined by single spaces; ids outside the vocabulary are an error."""
-        values = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
-        bad = [i for i in values if not isinstance(i, int) or not 0 <= i < len(self.words)]
-        if bad:
-            raise ValueError(f"token ids outside 0..{len(self.words) - 1}: {bad[:5]}")
-        return " ".join(self.words[i] for i in values)
+        return " ".join(_symbols_of(ids, self.words))
+
+
+def _ids_of(symbols: Sequence[str], vocabulary: Sequence[str], kind: str) -> torch.Tensor:
+    """The ids of `symbols` in `vocabulary` (int64); unknown ones are an error naming the first five."""
+    index = {s: i for i, s in enumerate(vocabulary)}
+    unknown = sorted(set(symbols) - index.keys())
+    if unknown:
+        shown = ", ".join(repr(s) for s in unknown[:5])
+        raise ValueError(f"{kind} not in the vocabulary: {shown}{' …' if len(unknown) > 5 else ''}")
+    return torch.tensor([index[s] for s in symbols], dtype=torch.long)
+
+
+def _symbols_of(ids: torch.Tensor | list[int], vocabulary: Sequence[str]) -> list[str]:
+    """The vocabulary entries of token ids; ids outside the vocabulary are an error."""
+    values = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+    bad = [i for i in values if not isinstance(i, int) or not 0 <= i < len(vocabulary)]
+    if bad:
+        raise ValueError(f"token ids outside 0..{len(vocabulary) - 1}: {bad[:5]}")
+    return [vocabulary[i] for i in values]
 
 
 # ---------------------------------------------------------------- guards
