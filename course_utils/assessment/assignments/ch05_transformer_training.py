@@ -6,13 +6,13 @@ import torch
 import torch.nn.functional as F
 
 from ...models import Transformer, TransformerConfig
+from ...validate import positive_int
 from ..items import AnswerItem, Assignment, Case, FunctionItem
 
 
 def causal_mask(t: int) -> torch.Tensor:
     """Boolean (t, t): entry [i, j] is True when position i may attend to position j, i.e. j ≤ i."""
-    if not isinstance(t, int) or t < 1:
-        raise ValueError(f"t must be a positive integer, got {t!r}")
+    t = positive_int(t, "t")
     return torch.ones(t, t, dtype=torch.bool).tril()
 
 
