@@ -35,6 +35,18 @@ def test_environment_yml_lists_the_same_packages_as_pyproject():
     assert conda == py
 
 
+def test_environment_yml_pip_section_is_a_valid_requirements_file(tmp_path):
+    """conda writes the pip section to a requirements file and runs `pip install -r` on it from the repository."""
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    sections = [dep["pip"] for dep in env["dependencies"] if isinstance(dep, dict)]
+    assert len(sections) == 1
+    requirements = tmp_path / "condaenv.requirements.txt"
+    requirements.write_text("\n".join(sections[0]) + "\n")
+    result = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--no-build-isolation",
+                             "--no-index", "-q", "-r", str(requirements)], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_python_requirement_matches():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     env = (ROOT / "environment.yml").read_text()
