@@ -34,8 +34,26 @@ class Case:
 
 
 @dataclass(frozen=True)
+class Mistake:
+    """A plausible wrong implementation an item must reject, as code with a label.
+
+    `pitfall` marks the mistake the chapter's lesson warns about: the public cases must catch it,
+    so the learner's `check()` already says ❌.
+    """
+
+    label: str
+    fn: Callable
+    pitfall: bool = False
+
+
+@dataclass(frozen=True)
 class FunctionItem:
-    """A function the learner writes, compared with `reference` on public and hidden cases."""
+    """A function the learner writes, compared with `reference` on public and hidden cases.
+
+    `mistakes` lists the wrong implementations the item must reject (every one fails a public case).
+    `non_finite_hint` names the pitfall behind a result that is NaN or infinite (or a math error)
+    where the reference is finite; it replaces `hint` when that is how a case fails.
+    """
 
     name: str
     points: float
@@ -45,6 +63,8 @@ class FunctionItem:
     rtol: float = 1e-6
     atol: float = 1e-9
     hint: str = ""
+    mistakes: tuple[Mistake, ...] = ()
+    non_finite_hint: str = ""
 
     def cases(self, hidden: bool) -> tuple[Case, ...]:
         return self.public + self.hidden if hidden else self.public
@@ -60,6 +80,15 @@ class AnswerItem:
     choices: tuple = ()
     atol: float = 0.0
     hint: str = ""
+    also_accepted: tuple = ()  # other answers that are equally right (e.g. every valid order)
+    why_not: tuple[tuple[Any, str], ...] = ()  # (wrong choice, why that choice is wrong)
+
+    def feedback_for(self, got: Any) -> str:
+        """Why the wrong choice `got` (plain data) is wrong, or "" when the item says nothing about it."""
+        for choice, why in self.why_not:
+            if judge(to_plain(choice), got, 0.0, 0.0) is None:
+                return why
+        return ""
 
 
 Item = FunctionItem | AnswerItem
@@ -261,6 +290,18 @@ def _judge_array(expected: np.ndarray, got: Any, rtol: float, atol: float) -> st
             f"expected {fmt(expected[idx].item())}, got {fmt(g[idx].item())}")
 
 
+def all_finite(value: Any) -> bool:
+    """Whether every number in a plain value is finite (text, integers and booleans count as finite)."""
+    if type(value) is float:
+        return math.isfinite(value)
+    if type(value) is list:
+        return all(all_finite(v) for v in value)
+    if _is_array(value):
+        a = _np(value)
+        return a.dtype.kind != "f" or bool(np.isfinite(a).all())
+    return True
+
+
 def fmt(x: Any) -> str:
     """A number with 4 significant digits; other values briefly."""
     if isinstance(x, float):
@@ -301,7 +342,8 @@ def score_answer(item: AnswerItem, got: Any) -> str | None:
     """None when a concept answer is right, else a short reason."""
     if item.choices and not any(judge(to_plain(c), got, 0.0, 0.0) is None for c in item.choices):
         return f"{item.name} must be one of {', '.join(repr(c) for c in item.choices)}; got {describe(got)}"
-    return judge(to_plain(item.expected), got, 0.0, item.atol)
+    reasons = [judge(to_plain(right), got, 0.0, item.atol) for right in (item.expected, *item.also_accepted)]
+    return None if None in reasons else reasons[0]
 
 
 def __getattr__(name: str) -> Any:

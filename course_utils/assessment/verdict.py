@@ -20,6 +20,7 @@ from .items import (
     FunctionItem,
     Item,
     Outcome,
+    all_finite,
     call_case,
     describe,
     describe_args,
@@ -112,9 +113,29 @@ def _function_verdict(item: FunctionItem, cases: Sequence[ExpectedCase], outcome
         if reason == _NOT_IMPLEMENTED:
             return not_implemented()
         if reason:
-            unsupported = got.error is not None and got.error.startswith(UNSUPPORTED)
-            return Verdict(False, reason, _RETURN_HINT if unsupported else item.hint)
+            return Verdict(False, reason, _failure_hint(item, case, got))
     return Verdict(True, _all_pass(item, cases))
+
+
+def _failure_hint(item: FunctionItem, case: ExpectedCase, got: Outcome) -> str:
+    """The hint for a failed case: how to return a value, the pitfall behind a non-finite result, or the item's."""
+    if got.error is not None and got.error.startswith(UNSUPPORTED):
+        return _RETURN_HINT
+    try:
+        broke = bool(item.non_finite_hint) and all_finite(case.expected) and _breaks_down(got)
+    except Exception:  # malformed data that passed the protocol's checks: the item's own hint
+        broke = False
+    return item.non_finite_hint if broke else item.hint
+
+
+_MATH_ERRORS = ("ValueError: math domain error", "OverflowError", "ZeroDivisionError")
+
+
+def _breaks_down(got: Outcome) -> bool:
+    """Whether an outcome shows a numerical breakdown: NaN or ±inf in the value, or a math error raised."""
+    if got.error is not None:
+        return got.error.startswith(_MATH_ERRORS)
+    return not all_finite(got.value)
 
 
 def _answer_verdict(item: AnswerItem, outcomes: list[Outcome]) -> Verdict:
@@ -127,7 +148,10 @@ def _answer_verdict(item: AnswerItem, outcomes: list[Outcome]) -> Verdict:
     reason = _safe_judge(lambda: score_answer(item, got.value))
     if reason is None:
         return Verdict(True, "correct")
-    return Verdict(False, reason if "must be one of" in reason else "not quite", item.hint)
+    if "must be one of" in reason:
+        return Verdict(False, reason, item.hint)
+    why = _safe_judge(lambda: item.feedback_for(got.value))
+    return Verdict(False, f"not quite: {why}" if why else "not quite", item.hint)
 
 
 def _all_pass(item: FunctionItem, cases: Sequence[ExpectedCase]) -> str:
