@@ -9,7 +9,6 @@ in the same process as the learner's code, so nothing it reports is trusted.
 from __future__ import annotations
 
 import builtins
-import ctypes
 import importlib.abc
 import os
 import resource
@@ -17,12 +16,28 @@ import signal
 import sys
 import time
 import types
+from dataclasses import dataclass
 from typing import Any
 
 from ..items import Outcome, call_case, plain_outcome
 from . import protocol
 from .notebook import python_source
-from .processes import PR_SET_PDEATHSIG, prctl
+from .processes import (
+    CLONE_NEWIPC,
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    PR_SET_PDEATHSIG,
+    Cgroup,
+    mount,
+    prctl,
+    unshare,
+)
 
 RESULT_FD = 3
 CHECKS = "course_utils.assessment.checks"
@@ -30,8 +45,10 @@ CHECKS = "course_utils.assessment.checks"
 # and exercise authoring; `checks` is replaced by a stub whose check() does nothing.
 BLOCKED = ("course_utils.assessment.assignments", "course_utils.assessment.grading", CHECKS,
            "course_utils.assessment.authoring")
-_CLONE_NEWNET = 0x40000000
 _MISSING = object()
+# Replaced by a private tmpfs in the child's mount namespace: what it leaves there vanishes with it.
+PRIVATE_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+ISOLATION = ("cgroup", "memory", "ipc", "mounts", "network")
 # Bound at import, before any notebook code runs in this process: a notebook that replaces these
 # functions must not change how the child reports, measures time or ends.
 _write = os.write  # a replaced os.write would lose (or garble) the results written to fd 3
@@ -49,18 +66,26 @@ def _on_alarm(signum, frame):
     raise _Timeout()
 
 
-def _unshare(flags: int) -> bool:
-    try:
-        return ctypes.CDLL(None, use_errno=True).unshare(flags) == 0
-    except (OSError, AttributeError):
-        return False
+@dataclass(frozen=True)
+class Sandbox:
+    """What the fork server sets up for every child: the worker's cgroup and the directories to hide."""
+
+    cgroup: Cgroup | None = None
+    hidden: tuple[str, ...] = ()
 
 
-def run_child(job: protocol.Job, items: list[protocol.ItemSpec], fds: list[int]) -> None:
-    """The forked child: isolate this process, run the job's cells, report, and exit (never returns)."""
+def run_child(job_path: str, items: list[protocol.ItemSpec], fds: list[int], sandbox: Sandbox) -> None:
+    """The forked child: read its job, isolate itself, run the cells, report, and exit (never returns).
+
+    `fds` are the result pipe, the output pipe and the isolation report pipe to the fork server.
+    The job (with the submission's cells) is read here, never in the fork server, whose memory every
+    later child inherits.
+    """
     code = 70
     try:
-        _isolate(job, fds)
+        with open(job_path, encoding="utf-8") as f:
+            job = protocol.Job.from_json(f.read())
+        _isolate(job, fds, sandbox)
         Runner(items, job.cells, job.slice_s).run()
         code = 0
     except BaseException as exc:  # the child's own code failed: say so on stderr
@@ -72,16 +97,17 @@ def run_child(job: protocol.Job, items: list[protocol.ItemSpec], fds: list[int])
         _exit(code)
 
 
-def _isolate(job: protocol.Job, fds: list[int]) -> None:
-    """New session, stdio on the parent's pipes, resource limits, scratch cwd, unprivileged uid."""
+def _isolate(job: protocol.Job, fds: list[int], sandbox: Sandbox) -> None:
+    """New session, stdio on the parent's pipes, cgroup and namespaces, resource limits, scratch cwd, uid."""
     os.setsid()
-    result_w, output_w = fds
+    result_w, output_w, report_w = fds
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(output_w, 1)
     os.dup2(output_w, 2)
     os.dup2(result_w, RESULT_FD)
-    os.closerange(RESULT_FD + 1, 65536)
+    write_report(report_w, _namespaces(job, sandbox) if job.uid is not None else {})
+    os.closerange(RESULT_FD + 1, 65536)  # the report pipe too: nothing after this can write a report
     status = _proc_status()
     timeout = int(job.timeout) + 1
     _limit(resource.RLIMIT_CPU, timeout, timeout + 1)
@@ -99,11 +125,73 @@ def _isolate(job: protocol.Job, fds: list[int]) -> None:
                        "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"})
     uid = job.uid
     if uid is not None:
-        _unshare(_CLONE_NEWNET)  # an empty network namespace: no network at all
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _namespaces(job: protocol.Job, sandbox: Sandbox) -> dict[str, bool]:
+    """As root: join the worker's cgroup, then new IPC, mount and network namespaces; what took effect."""
+    done = {"cgroup": sandbox.cgroup is not None and sandbox.cgroup.join()}
+    done["memory"] = done["cgroup"] and sandbox.cgroup.memory is not None
+    done["ipc"] = unshare(CLONE_NEWIPC)  # SysV and POSIX IPC objects die with the child
+    done["mounts"] = unshare(CLONE_NEWNS) and _private_mounts(job, sandbox.hidden, done["ipc"])
+    done["network"] = unshare(CLONE_NEWNET)  # an empty network namespace: no network at all
+    return done
+
+
+def _private_mounts(job: protocol.Job, hidden: tuple[str, ...], own_ipc: bool) -> bool:
+    """Private temporary directories, and the course's answers hidden, in this mount namespace only."""
+    try:
+        before = os.stat(job.scratch)
+        mount("none", "/", None, MS_REC | MS_PRIVATE)  # nothing mounted here is seen outside
+        size = f"size={job.memory},nr_inodes=65536"
+        for path in PRIVATE_DIRS:
+            if os.path.isdir(path):
+                mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,{size}")
+        if own_ipc and os.path.isdir("/dev/mqueue"):
+            mount("mqueue", "/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        for path in hidden:
+            if os.path.isdir(path):
+                mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0,size=4k")
+        _keep_scratch(job, before)
+    except OSError as exc:
+        _write(2, f"grading child: {exc}\n".encode())
+        return False
+    return True
+
+
+def _keep_scratch(job: protocol.Job, before: os.stat_result) -> None:
+    """If a private tmpfs now covers the scratch directory, make an empty one at the same path in it."""
+    try:
+        now = os.stat(job.scratch)
+        if (now.st_dev, now.st_ino) == (before.st_dev, before.st_ino):
+            return
+    except FileNotFoundError:
+        pass
+    os.makedirs(job.scratch, mode=0o700, exist_ok=True)
+    os.chmod(job.scratch, 0o700)
+    os.chown(job.scratch, job.uid, job.uid)
+
+
+def write_report(fd: int, done: dict[str, bool]) -> None:
+    """Tell the fork server which isolation took effect (one line, before any learner code runs)."""
+    try:
+        _write(fd, (",".join(k for k in ISOLATION if done.get(k)) + "\n").encode())
+    except OSError:
+        pass
+
+
+def read_report(fd: int) -> dict[str, bool]:
+    """The fork server's side of `write_report`: every isolation the child did not report is False."""
+    os.set_blocking(fd, False)
+    try:
+        line = os.read(fd, 256).split(b"\n")[0].decode("ascii", "replace")
+    except OSError:
+        line = ""
+    said = set(line.split(","))
+    return {k: k in said for k in ISOLATION}
 
 
 def _proc_status() -> dict[str, int]:

@@ -16,24 +16,30 @@ import signal
 import socket
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 from . import protocol
-from .child import BLOCKED, CHECKS, Refuse, run_child
+from .child import BLOCKED, CHECKS, Refuse, Sandbox, read_report, run_child
 from .processes import (
+    CLONE_NEWPID,
     PR_SET_CHILD_SUBREAPER,
     PR_SET_PDEATHSIG,
+    Cgroup,
     children_of,
     kill_group,
     kill_uid,
     prctl,
+    setns,
+    unshare,
 )
 
 
-def serve(sock_fd: int, warm_up: bool = True) -> None:
+def serve(sock_fd: int, warm_up: bool = True, cgroup: str = "") -> None:
     """Fork server main loop: receive a job and two pipe fds, fork a child, report how it ended.
 
     `warm_up` runs once what costs a second on first use in every child; worth it when this
-    server will fork more than one child.
+    server will fork more than one child. `cgroup` is the worker's `Cgroup.to_json()` ("" for none).
     """
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     prctl(PR_SET_CHILD_SUBREAPER, 1)
@@ -41,12 +47,14 @@ def serve(sock_fd: int, warm_up: bool = True) -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ["MPLBACKEND"] = "Agg"
     _preimport(warm_up)
+    sandbox = Sandbox(Cgroup.from_json(cgroup), answer_dirs())
     sock = socket.socket(fileno=sock_fd)
     try:
         _send_msg(sock, protocol.ready())
     except OSError:  # the grader stopped before we were ready (e.g. a usage error)
         return
     specs: dict[str, list[protocol.ItemSpec]] = {}
+    memory = None
     while True:
         try:
             data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 2)
@@ -54,21 +62,72 @@ def serve(sock_fd: int, warm_up: bool = True) -> None:
             return
         if not data:
             return
-        with open(protocol.job_path(data), encoding="utf-8") as f:
+        path = protocol.job_path(data)
+        with open(protocol.supervision_path(path), encoding="utf-8") as f:  # the job without its cells
             job = protocol.Job.from_json(f.read())
         if job.spec not in specs:
             with open(job.spec, "rb") as f:  # written by the trusted parent: names and case arguments
                 specs[job.spec] = pickle.load(f)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            sock.close()
-            run_child(job, specs[job.spec], fds)  # never returns
-        for fd in fds:
-            os.close(fd)
-        _send_msg(sock, protocol.started(pid))
-        _send_msg(sock, protocol.exited(_supervise(pid, job)))
+        if sandbox.cgroup is not None and job.memory != memory:
+            memory = job.memory if sandbox.cgroup.limit_memory(job.memory) else None
+        child = _fork(sock, path, specs[job.spec], fds, sandbox)
+        _send_msg(sock, protocol.started(child.pid))
+        _send_msg(sock, protocol.exited(_supervise(child, job, sandbox)))
+
+
+@dataclass(frozen=True)
+class Forked:
+    """A child just forked: its pid, the read end of its isolation report, its cgroup's OOM kills before it."""
+
+    pid: int
+    report_r: int
+    oom_before: int
+
+
+def _fork(sock: socket.socket, job_path: str, spec: list[protocol.ItemSpec], fds: list[int],
+          sandbox: Sandbox) -> Forked:
+    """Fork the child of one job (in a PID namespace of its own where no cgroup can kill it all)."""
+    report_r, report_w = os.pipe()
+    oom_before = sandbox.cgroup.oom_kills() if sandbox.cgroup is not None else 0
+    own_pid_ns = _own_pid_namespace() if sandbox.cgroup is None or sandbox.cgroup.kill is None else None
+    new_pid_ns = own_pid_ns is not None and os.geteuid() == 0 and unshare(CLONE_NEWPID)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        sock.close()
+        os.close(report_r)
+        run_child(job_path, spec, [*fds, report_w], sandbox)  # never returns
+    if new_pid_ns:
+        setns(own_pid_ns, CLONE_NEWPID)  # later children of this server start in its own namespace
+    for fd in [*fds, report_w]:
+        os.close(fd)
+    return Forked(pid, report_r, oom_before)
+
+
+_pid_ns_fd: int | None = None
+
+
+def _own_pid_namespace() -> int | None:
+    global _pid_ns_fd
+    if _pid_ns_fd is None:
+        try:
+            _pid_ns_fd = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+    return _pid_ns_fd
+
+
+def answer_dirs() -> tuple[str, ...]:
+    """Directories with the course's answers, hidden from the child: the assignment definitions, and in
+    a checkout (an editable install) its solutions, tests and git history."""
+    import course_utils
+
+    package = Path(course_utils.__file__).resolve().parent
+    dirs = [package / "assessment" / "assignments"]
+    if (package.parent / "pyproject.toml").is_file():
+        dirs += [package.parent / name for name in ("solutions", "tests", ".git")]
+    return tuple(str(d) for d in dirs if d.is_dir())
 
 
 def _send_msg(sock: socket.socket, obj: dict) -> None:
@@ -191,8 +250,9 @@ def _preimport_stdlib() -> None:
             pass
 
 
-def _supervise(pid: int, job: protocol.Job) -> protocol.Exited:
+def _supervise(child: Forked, job: protocol.Job, sandbox: Sandbox) -> protocol.Exited:
     """Wait for the child up to its time limit, kill it and everything it started, report."""
+    pid = child.pid
     start = time.monotonic()
     deadline = start + job.timeout
     timed_out = False
@@ -221,15 +281,29 @@ def _supervise(pid: int, job: protocol.Job) -> protocol.Exited:
     if pidfd is not None:
         os.close(pidfd)
     elapsed = time.monotonic() - start
-    kill_group(pid)
-    if job.uid is not None:
-        kill_uid(job.uid)  # daemons and double forks of the submission's private uid
-    _reap_descendants()
+    _kill_leftovers(pid, job, sandbox)
+    report = read_report(child.report_r)
+    os.close(child.report_r)
+    memory_exceeded = sandbox.cgroup is not None and sandbox.cgroup.oom_kills() > child.oom_before
     signalled = os.WIFSIGNALED(status)
     return protocol.Exited(elapsed=elapsed, timed_out=timed_out, maxrss_kb=usage.ru_maxrss,
                            cpu_s=usage.ru_utime + usage.ru_stime,
                            signal=os.WTERMSIG(status) if signalled else None,
-                           exit_code=None if signalled else os.WEXITSTATUS(status))
+                           exit_code=None if signalled else os.WEXITSTATUS(status),
+                           network_isolated=report["network"], memory_exceeded=memory_exceeded)
+
+
+def _kill_leftovers(pid: int, job: protocol.Job, sandbox: Sandbox) -> None:
+    """Kill everything the child started: its group, its cgroup, its uid, this server's adopted children.
+
+    Never as the sandbox uid (a process of that uid could stop the killer), each step bounded in time.
+    """
+    kill_group(pid)
+    if sandbox.cgroup is not None:
+        sandbox.cgroup.empty(reap=_reap_zombies)
+    if job.uid is not None:
+        kill_uid(job.uid, reap=_reap_zombies)  # daemons and double forks of the submission's private uid
+    _reap_descendants()
 
 
 def _try_wait(pid: int):
