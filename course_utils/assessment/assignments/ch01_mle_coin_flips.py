@@ -142,6 +142,12 @@ ASSIGNMENT = Assignment(
         AnswerItem(
             name="ANSWER_LOWER_LOSS", points=1, expected="B", choices=("A", "B", "C", "D"),
             hint="a loss on the training data measures fit to that data only.",
+            why_not=(("A", "the training loss is measured on the training data only; a lower one can "
+                           "come with a higher loss on new text (overfitting)."),
+                     ("C", "the loss says nothing about the number of parameters; if anything, larger models reach "
+                           "lower training losses."),
+                     ("D", "overfitting shows as a training loss far below the held-out loss; a higher training "
+                           "loss is no sign of it.")),
         ),
         FunctionItem(
             name="kl_divergence", points=2, reference=kl_divergence,
@@ -165,7 +171,8 @@ ASSIGNMENT = Assignment(
             hidden=(Case(lambda: (_normal(50, 3.0, 2.0, 15),)), Case(([7.0],))),
             hint="return (mean, variance) with the variance divided by n, not n - 1.",
             mistakes=(
-                Mistake("divides the variance by n - 1", lambda xs: (float(_x(xs).mean()), float(_x(xs).var())),
+                Mistake("divides the variance by n - 1", lambda xs: (float(_x(xs).mean()), float(
+                    ((_x(xs) - _x(xs).mean()) ** 2).sum() / (len(_x(xs)) - 1))),
                         pitfall=True),
                 Mistake("returns the standard deviation", lambda xs: (float(_x(xs).mean()), float(
                     _x(xs).var(correction=0).sqrt()))),
