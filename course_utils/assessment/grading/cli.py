@@ -89,6 +89,9 @@ def _main(argv: list[str] | None) -> int:
     jobs = args.jobs or len(os.sched_getaffinity(0))
     from .parent import Pool
 
+    problem = unreadable_environment()
+    if problem:
+        raise UsageError(problem)
     _warn_if_readable(files)
     workers = min(jobs, len(files))
     pool = Pool(workers, wait=False, warm_up=len(files) > workers)  # it imports torch while we do
@@ -110,18 +113,54 @@ def _load(key: str) -> Assignment:
 
 
 def _submissions(paths: list[Path]) -> list[Path]:
+    """The files to grade; a symbolic link is kept, to be refused with a result of its own."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found = sorted(p for p in path.glob("*.ipynb") if p.is_file())
+            found = sorted(p for p in path.glob("*.ipynb") if p.is_symlink() or p.is_file())
             if not found:
                 raise UsageError(f"no .ipynb files in the directory {path}")
             files += found
-        elif path.is_file():
+        elif path.is_file() or path.is_symlink():
             files.append(path)
         else:
             raise UsageError(f"no such file or directory: {path}")
     return files
+
+
+def unreadable_environment(packages: list[str] | None = None) -> str | None:
+    """As root, why the sandbox user could not import the installed packages (one line), else None.
+
+    `packages` defaults to the folders `parent.unreadable_by_others()` finds; a notebook graded
+    without access to them fails its lazy imports and loses points it earned, so grading is refused.
+    """
+    from .parent import is_root, unreadable_by_others
+
+    if packages is None:
+        if not is_root():
+            return None
+        packages = unreadable_by_others()
+    for package in packages:
+        closed = first_closed_folder(Path(package))
+        if closed is not None:
+            fix = f"chmod o+x {closed}" if closed != Path(package).resolve() else f"chmod -R o+rX {closed}"
+            return (f"the sandbox user cannot read {closed} (it holds {package}), so graded notebooks would fail "
+                    f"to import and lose points; run '{fix}' or install the course where all users can read it")
+    return None
+
+
+def first_closed_folder(path: Path) -> Path | None:
+    """The outermost folder on the way to `path` that other users cannot enter, or `path` itself
+    when they cannot list it; None when they can read it."""
+    path = path.resolve()
+    for folder in [*reversed(path.parents), path]:
+        try:
+            mode = folder.stat().st_mode
+        except OSError:
+            return folder
+        if not mode & 0o001 or folder == path and not mode & 0o004:
+            return folder
+    return None
 
 
 def _warn_if_readable(files: list[Path]) -> None:
@@ -146,17 +185,33 @@ def _writable_dir(path: Path) -> Path:
 
 
 def _names(files: list[Path]) -> list[str]:
-    """A distinct result name per submission: the file stem, with -2, -3, … for repeats."""
-    used: set[str] = set()
-    names = []
-    for f in files:
-        name, k = f.stem or "submission", 1
-        while name.lower() in used or name.lower() == "grades":
+    """A distinct result name per submission: exactly the file's stem (`Alice` and `alice` are two).
+
+    Only a stem seen a second time (the same file name in two folders) gets -2, -3, …, chosen
+    so that it takes no other submission's name.
+    """
+    stems = [f.stem or "submission" for f in files]
+    used = set(stems)
+    names, seen = [], set()
+    for stem in stems:
+        name, k = stem, 1
+        while name in seen or name != stem and name in used:
             k += 1
-            name = f"{f.stem}-{k}"
-        used.add(name.lower())
+            name = f"{stem}-{k}"
+        seen.add(name)
+        used.add(name)
         names.append(name)
     return names
+
+
+def _say(line: str, stream=None) -> None:
+    """Print one line; a character the terminal cannot show is escaped, never an error."""
+    stream = stream or sys.stdout
+    try:
+        print(line, file=stream, flush=True)
+    except UnicodeEncodeError:
+        encoding = getattr(stream, "encoding", None) or "ascii"
+        print(line.encode(encoding, "backslashreplace").decode(encoding), file=stream, flush=True)
 
 
 def grade(assignment: Assignment, files: list[Path], out: Path, jobs: int, timeout: float,
@@ -166,14 +221,15 @@ def grade(assignment: Assignment, files: list[Path], out: Path, jobs: int, timeo
     `pool` (a `parent.Pool`) lets several calls share warm fork servers; by default a pool of
     `jobs` workers is started for this call and stopped at its end.
     """
-    from . import results
-    from .notebook import UnreadableNotebook, read_code_cells
+    from . import protocol, results
+    from .notebook import UnreadableNotebook, read_notebook
     from .parent import Limits, Pool
     from .scoring import Plan
 
     start = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     plan = Plan(assignment)
+    expect = protocol.outcome_counts(plan.child_spec())
     limits = Limits(timeout=timeout)
     names = _names(files)
     grades: list[results.Graded | None] = [None] * len(files)
@@ -181,24 +237,41 @@ def grade(assignment: Assignment, files: list[Path], out: Path, jobs: int, timeo
     item_points = [(item.name, float(item.points)) for item in assignment.items]
     for index, (name, path) in enumerate(zip(names, files, strict=True)):
         try:
-            cells = read_code_cells(path)
+            cells = read_notebook(path)
         except UnreadableNotebook as exc:
             grades[index] = results.unreadable(name, str(exc), item_points)
+            continue
+        except Exception as exc:  # the grader's fault, not the student's: said so in the status
+            grades[index] = results.grader_error(name, exc, item_points)
             continue
         todo.put((index, cells))
     lock = threading.Lock()
     failures: list[str] = []
 
     def report(index: int, grade: results.Graded) -> None:
+        """Write one result; any failure costs this submission only (a `grader error` result)."""
+        path = out / f"{names[index]}.json"
         try:
-            results.write_result(out / f"{names[index]}.json", grade)
-        except OSError as exc:
-            failures.append(f"{files[index]}: cannot write its result ({exc})")
-            return
+            results.write_result(path, grade)
+        except Exception as exc:
+            grade = results.grader_error(names[index], exc, item_points)
+            try:
+                results.write_result(path, grade)
+            except Exception as again:
+                failures.append(f"{results.shown(str(files[index]))}: cannot write its result "
+                                f"({type(again).__name__}: {results.shown(str(again))})")
+                return
         with lock:
             grades[index] = grade
-            print(f"{grade.submission}: {results.number(grade.score)}/{results.number(grade.max_score)} "
-                  f"{grade.status}", flush=True)
+            _say(f"{results.shown(grade.submission)}: {results.number(grade.score)}/"
+                 f"{results.number(grade.max_score)} {results.shown(grade.status)}")
+
+    def grade_one(worker, spec: Path, index: int, cells) -> results.Graded:
+        try:
+            run = worker.run(cells.sources, limits, spec, expect)
+            return results.graded(names[index], plan.score(run.items), run, timeout, cells)
+        except Exception as exc:  # the grader itself failed: never disguised as a student's zero
+            return results.grader_error(names[index], exc, item_points)
 
     def work(worker, spec: Path) -> None:  # one thread per worker slot
         try:
@@ -207,10 +280,9 @@ def grade(assignment: Assignment, files: list[Path], out: Path, jobs: int, timeo
                     index, cells = todo.get_nowait()
                 except queue.Empty:
                     return
-                run = worker.run(cells, limits, spec)
-                report(index, results.graded(names[index], plan.score(run.items), run, timeout))
-        except Exception as exc:  # the grader itself failed: never disguise it as a student's zero
-            failures.append(f"grading worker failed: {type(exc).__name__}: {exc}")
+                report(index, grade_one(worker, spec, index, cells))
+        except Exception as exc:
+            failures.append(f"grading worker failed: {type(exc).__name__}: {results.shown(str(exc))}")
 
     for index, grade in enumerate(grades):
         if grade is not None:
@@ -236,10 +308,17 @@ def grade(assignment: Assignment, files: list[Path], out: Path, jobs: int, timeo
                 if own_pool:
                     pool.close()
     done = [g for g in grades if g is not None]
-    results.write_csv(out / "grades.csv", done)
+    try:
+        results.write_csv(out / "grades.csv", done)
+    except Exception as exc:
+        failures.append(f"cannot write grades.csv ({type(exc).__name__}: {results.shown(str(exc))})")
+    errors = [g for g in done if g.status.startswith(results.GRADER_ERROR)]
+    if errors:
+        failures.append(f"the grader failed on {len(errors)} submission(s), e.g. {results.shown(errors[0].submission)} "
+                        f"({results.shown(errors[0].status)}); grade them again")
     for message in failures:
-        print(f"course-grade: {message}", file=sys.stderr)
+        _say(f"course-grade: {message}", sys.stderr)
     missing = len(files) - len(done)
-    print(f"graded {len(done)} of {len(files)} submissions in {time.monotonic() - start:.1f} s; "
-          f"results in {out}", file=sys.stderr)
-    return EXIT_OK if missing == 0 else EXIT_INCOMPLETE
+    _say(f"graded {len(done)} of {len(files)} submissions in {time.monotonic() - start:.1f} s; "
+         f"results in {results.shown(str(out))}", sys.stderr)
+    return EXIT_OK if missing == 0 and not failures else EXIT_INCOMPLETE

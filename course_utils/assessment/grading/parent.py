@@ -11,12 +11,12 @@ its process group and the fork server acting as subreaper.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import pickle
 import selectors
-import shutil
 import socket
 import subprocess
 import sys
@@ -30,8 +30,14 @@ from .processes import PR_SET_THP_DISABLE, kill_group, kill_uid, pids_of_uid, th
 
 UID_RANGE = range(61000, 62000)
 LOCK_DIR = Path(tempfile.gettempdir()) / "course-grade-uids"
-MAX_RESULT_BYTES = 128 * 2**20
-MAX_LINE_BYTES = 64 * 2**20
+MAX_RESULT_BYTES = 16 * 2**20
+"""All a child may send on the result pipe. A correct chapter sends well under 1 MB in all (chapter 05's
+largest message is 18 kB), even when every cell redefines every item."""
+MAX_LINE_BYTES = 2**20
+"""One message from the child, bounded before it is decoded: a line longer than this is dropped unread."""
+GRADER_CPU_SHARE = 0.25
+"""The grader's own CPU time for reading one child's pipes, as a share of the submission's time limit;
+a child that costs more (or sends more than MAX_RESULT_BYTES) is stopped with the status `result limit`."""
 KEEP_OUTPUT_HEAD = 16 * 2**10
 KEEP_OUTPUT_TAIL = 4 * 2**10
 _SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm")
@@ -68,6 +74,10 @@ class RunResult:
     protocol_errors: int = 0
     exit: protocol.Exited | None = None
     elapsed: float = 0.0
+    expect: dict[str, int] | None = None  # protocol.outcome_counts: the items and outcomes accepted
+    overflow: bool = False  # the child sent too much, or cost the grader too much time to read
+    grader_cpu_s: float = 0.0  # the grader's CPU time spent reading this child's pipes
+    skipping_line: bool = False  # the rest of a too-long line is being dropped
 
     def output_text(self) -> str:
         text = self.output_head.decode("utf-8", "replace")
@@ -143,10 +153,11 @@ class Worker:
             self._lock_fd = None
 
     # -- one submission
-    def run(self, cells: list[str], limits: Limits, spec: Path) -> RunResult:
+    def run(self, cells: list[str], limits: Limits, spec: Path, expect: dict[str, int] | None = None) -> RunResult:
         """Run one submission's code cells in a fresh child; always returns, whatever the child did.
 
-        `spec` is the pickled `Plan.child_spec()` of the assignment (`Pool.spec`), readable by root only.
+        `spec` is the pickled `Plan.child_spec()` of the assignment (`Pool.spec`), readable by root only;
+        `expect` (`protocol.outcome_counts` of that spec) drops reports on other items and extra outcomes.
         """
         if self._proc is None or self._proc.poll() is not None:
             self.stop()
@@ -164,7 +175,7 @@ class Worker:
             os.chown(scratch, self.uid, self.uid)
         result_r, result_w = os.pipe()
         output_r, output_w = os.pipe()
-        run = RunResult()
+        run = RunResult(expect=expect)
         try:
             try:
                 socket.send_fds(self._sock, [protocol.job_request(str(job_path))], [result_w, output_w])
@@ -175,8 +186,8 @@ class Worker:
         finally:
             os.close(result_r)
             os.close(output_r)
-            job_path.unlink(missing_ok=True)
-            shutil.rmtree(scratch, ignore_errors=True)
+            _quietly(lambda: job_path.unlink(missing_ok=True))
+            remove_tree(scratch)
             if self.uid is not None:
                 _remove_files_of(self.uid)
         return run
@@ -192,6 +203,7 @@ class Worker:
         child_pid = None
         open_fds = 2
         drain_until = None
+        stopped = False
         while True:
             now = time.monotonic()
             if drain_until is not None and (open_fds == 0 or now > drain_until):
@@ -225,10 +237,17 @@ class Worker:
                     sel.unregister(key.fd)
                     open_fds -= 1
                     continue
+                cpu = time.thread_time()
                 if key.data == "output":
                     _keep_output(run, chunk)
                 else:
                     _take_lines(run, pending, chunk)
+                run.grader_cpu_s += time.thread_time() - cpu
+                if run.grader_cpu_s > GRADER_CPU_SHARE * limits.timeout:
+                    run.overflow = True
+                if run.overflow and child_pid and not stopped:  # what it sends is no longer read
+                    kill_group(child_pid)
+                    stopped = True
         sel.close()
         run.elapsed = time.monotonic() - start
 
@@ -313,7 +332,7 @@ class Pool:
             if not self._ready:
                 w.abandon()  # never used: no need to wait for it to finish importing
             w.close()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        remove_tree(self.workdir)
 
     def __enter__(self) -> Pool:
         return self
@@ -365,24 +384,38 @@ def _readable(sock: socket.socket, timeout: float) -> bool:
 
 
 def _take_lines(run: RunResult, buffer: bytearray, chunk: bytes) -> None:
-    """Add `chunk` to `buffer` and parse the complete JSON lines in it (each bounded in size)."""
-    searched = len(buffer)
-    buffer += chunk
-    end = buffer.rfind(b"\n", searched)
-    if end < 0:
-        if len(buffer) > MAX_LINE_BYTES:  # a line too long to be a result: drop it
-            run.protocol_errors += 1
-            run.result_bytes += len(buffer)
-            buffer.clear()
+    """Add `chunk` to `buffer` and parse the complete JSON lines in it.
+
+    A line is never held or decoded beyond MAX_LINE_BYTES (the rest of a longer one is dropped as
+    it arrives), and past MAX_RESULT_BYTES in all nothing more is read: `run.overflow` is set.
+    """
+    if run.overflow:
         return
-    complete = bytes(buffer[:end])
-    del buffer[:end + 1]
-    for line in complete.split(b"\n"):
-        run.result_bytes += len(line) + 1
-        if run.result_bytes > MAX_RESULT_BYTES or not line or len(line) > MAX_LINE_BYTES:
-            run.protocol_errors += bool(line)
-            continue
-        _record(run, protocol.decode_line(line))
+    run.result_bytes += len(chunk)
+    if run.result_bytes > MAX_RESULT_BYTES:
+        run.overflow = True
+        buffer.clear()
+        return
+    *complete, rest = chunk.split(b"\n")
+    for piece in complete:
+        if _add_to_line(run, buffer, piece) and buffer:
+            _record(run, protocol.decode_line(bytes(buffer), run.expect))
+        buffer.clear()
+        run.skipping_line = False
+    _add_to_line(run, buffer, rest)
+
+
+def _add_to_line(run: RunResult, buffer: bytearray, piece: bytes) -> bool:
+    """Append a piece of the current line unless that makes it too long; whether the line is still kept."""
+    if run.skipping_line:
+        return False
+    if len(buffer) + len(piece) > MAX_LINE_BYTES:  # too long to be a result: dropped unread
+        run.protocol_errors += 1
+        run.skipping_line = True
+        buffer.clear()
+        return False
+    buffer += piece
+    return True
 
 
 def _record(run: RunResult, msg: protocol.ItemReport | protocol.CellError | protocol.Done | None) -> None:
@@ -447,11 +480,127 @@ def _remove_files_of(uid: int) -> None:
                         todo.append(Path(entry.path))
                     continue
                 if is_dir:
-                    shutil.rmtree(entry.path, ignore_errors=True)
+                    remove_tree(entry.path)
                 else:
                     os.unlink(entry.path)
             except OSError:
                 pass
+
+
+def remove_tree(path: str | Path) -> None:
+    """Delete a directory tree however deep it is, never following a link; a failure is never raised.
+
+    Walks with directory descriptors (a path deeper than PATH_MAX cannot be named), an explicit
+    stack (no recursion limit) and at most _MAX_OPEN_DIRS descriptors open at once.
+    """
+    _quietly(lambda: _remove_tree(os.fspath(path)))
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_MAX_OPEN_DIRS = 64
+
+
+@dataclass
+class _Level:
+    """One directory on the way down: its descriptor (None while closed), its name, identity and subdirectories."""
+
+    fd: int | None
+    name: str
+    ident: tuple[int, int]
+    subdirs: list[str] | None = None
+
+
+def _remove_tree(path: str) -> None:
+    try:
+        top = os.open(path, _DIR_FLAGS)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        if exc.errno in (errno.ENOTDIR, errno.ELOOP):  # a file or a link: remove the link, not its target
+            os.unlink(path)
+            return
+        raise
+    stack = [_Level(top, path, _identity(top))]
+    try:
+        while stack:
+            level = stack[-1]
+            if level.subdirs is None:
+                level.subdirs = _empty_but_subdirs(level.fd)
+            if level.subdirs:
+                _descend(stack, level.subdirs.pop())
+                continue
+            stack.pop()
+            if not stack:
+                os.close(level.fd)
+                level.fd = None
+                os.rmdir(path)
+                break
+            above = stack[-1]
+            if above.fd is None:
+                above.fd = _reopen_parent(level.fd, above.ident)
+            os.close(level.fd)
+            level.fd = None
+            os.rmdir(level.name, dir_fd=above.fd)
+    finally:
+        for level in stack:
+            if level.fd is not None:
+                os.close(level.fd)
+
+
+def _empty_but_subdirs(fd: int) -> list[str]:
+    """Unlink everything in the directory but its subdirectories, and return their names."""
+    subdirs = []
+    with os.scandir(fd) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                subdirs.append(entry.name)
+            else:
+                try:
+                    os.unlink(entry.name, dir_fd=fd)
+                except FileNotFoundError:
+                    pass
+    return subdirs
+
+
+def _descend(stack: list[_Level], name: str) -> None:
+    """Open subdirectory `name` of the top of the stack and push it, closing the oldest descriptor if needed."""
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=stack[-1].fd)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
+            raise
+        os.unlink(name, dir_fd=stack[-1].fd)  # replaced by a file or a link meanwhile
+        return
+    stack.append(_Level(fd, name, _identity(fd)))
+    if len(stack) > _MAX_OPEN_DIRS:  # the open ones are always the deepest: close the one above them
+        oldest = stack[-_MAX_OPEN_DIRS - 1]
+        if oldest.fd is not None:
+            os.close(oldest.fd)
+            oldest.fd = None
+
+
+def _reopen_parent(fd: int, ident: tuple[int, int]) -> int:
+    """The directory above `fd`, checked to be the one that was left on the way down."""
+    parent_fd = os.open("..", _DIR_FLAGS, dir_fd=fd)
+    if _identity(parent_fd) != ident:
+        os.close(parent_fd)
+        raise OSError(errno.ESTALE, "a directory was moved while its tree was being removed")
+    return parent_fd
+
+
+def _identity(fd: int) -> tuple[int, int]:
+    info = os.fstat(fd)
+    return info.st_dev, info.st_ino
+
+
+def _quietly(action) -> None:
+    """Run a clean-up step; whatever goes wrong in it must not stop the grading."""
+    try:
+        action()
+    except Exception:
+        pass
 
 
 def _nproc_for_own_uid() -> int:

@@ -68,6 +68,11 @@ class ItemSpec:
     cases: tuple[tuple, ...] = ()
 
 
+def outcome_counts(items: list[ItemSpec]) -> dict[str, int]:
+    """How many outcomes the parent may accept for each item: one per case, or one for an answer."""
+    return {item.name: len(item.cases) if item.kind == FUNCTION else 1 for item in items}
+
+
 def job_request(job_path: str) -> bytes:
     """The control-socket message that hands the fork server a job file (the pipes travel with it)."""
     return json.dumps({"job": job_path}).encode()
@@ -76,6 +81,11 @@ def job_request(job_path: str) -> bytes:
 def job_path(data: bytes) -> str:
     """The job file named by a `job_request`."""
     return json.loads(data)["job"]
+
+
+def supervision_path(job_path: str) -> str:
+    """Where the parent writes the job without its cells: all the fork server reads (no submission text)."""
+    return job_path + ".limits"
 
 
 # ---------------------------------------------------------------- fork server → parent
@@ -94,7 +104,8 @@ class Started:
 
 @dataclass(frozen=True)
 class Exited:
-    """How the child ended: wall and CPU time, peak memory, its signal or exit code.
+    """How the child ended: wall and CPU time, peak memory, its signal or exit code, whether it had
+    no network (`network_isolated`) and whether its cgroup's memory limit killed it (`memory_exceeded`).
 
     The parent makes two of its own: `timed_out` when the fork server itself stopped answering,
     `worker_died` when the fork server went away.
@@ -107,11 +118,13 @@ class Exited:
     maxrss_kb: int = 0
     cpu_s: float = 0.0
     worker_died: bool = False
+    network_isolated: bool = False
+    memory_exceeded: bool = False
 
 
 _EXITED_TYPES = {"elapsed": (float, int), "timed_out": (bool,), "signal": (int, type(None)),
                  "exit_code": (int, type(None)), "maxrss_kb": (int,), "cpu_s": (float, int),
-                 "worker_died": (bool,)}
+                 "worker_died": (bool,), "network_isolated": (bool,), "memory_exceeded": (bool,)}
 
 
 def ready() -> dict:
@@ -193,39 +206,44 @@ def encode_line(msg: dict) -> bytes:
     return (_dumps(msg, separators=(",", ":")) + "\n").encode()
 
 
-def decode_line(line: bytes) -> ItemReport | CellError | Done | None:
-    """Parse one line from the result pipe; None when it is not a well-formed message."""
+def decode_line(line: bytes, expect: dict[str, int] | None = None) -> ItemReport | CellError | Done | None:
+    """Parse one line from the result pipe; None when it is not a well-formed message.
+
+    With `expect` (`outcome_counts` of the assignment) a report on any other item is refused and
+    an item's outcomes beyond its count are dropped before any of them is checked.
+    """
     try:
         obj = json.loads(line)
     except (ValueError, RecursionError):
         return None
-    return parse_result(obj)
+    return parse_result(obj, expect)
 
 
-def parse_result(obj: Any) -> ItemReport | CellError | Done | None:
+def parse_result(obj: Any, expect: dict[str, int] | None = None) -> ItemReport | CellError | Done | None:
     """Check a message from the child, field by field; None when it is none of the three kinds."""
     if type(obj) is not dict:
         return None
     if obj.get("done") is True:
         return Done()
     if type(obj.get("cell")) is int and type(obj.get("error")) is str:
-        return CellError(obj["cell"], obj["error"][:MAX_ERROR_CHARS])
-    if type(obj.get("item")) is str:
-        return _parse_item(obj)
+        return CellError(obj["cell"], encodable(obj["error"][:MAX_ERROR_CHARS]))
+    if type(obj.get("item")) is str and (expect is None or obj["item"] in expect):
+        return _parse_item(obj, None if expect is None else expect[obj["item"]])
     return None
 
 
-def _parse_item(obj: dict) -> ItemReport:
+def _parse_item(obj: dict, most: int | None) -> ItemReport:
     name, final, state = obj["item"], obj.get("final") is True, obj.get("state")
     if type(state) is not str or state not in _STATES:
         return ItemReport(name, final, INVALID)
     if state in (MISSING, NOT_CALLABLE):
         kind = obj.get("type")
-        return ItemReport(name, final, state, type_name=kind[:MAX_TYPE_CHARS] if type(kind) is str else "value")
+        kind = encodable(kind[:MAX_TYPE_CHARS]) if type(kind) is str else "value"
+        return ItemReport(name, final, state, type_name=kind)
     outcomes = obj.get("outcomes")
     if type(outcomes) is not list:
         return ItemReport(name, final, INVALID)
-    return ItemReport(name, final, state, tuple(parse_outcome(o) for o in outcomes))
+    return ItemReport(name, final, state, tuple(parse_outcome(o) for o in outcomes[:most]))
 
 
 def parse_outcome(d: Any) -> Outcome:
@@ -236,11 +254,20 @@ def parse_outcome(d: Any) -> Outcome:
     if err is not None:
         if type(err) is not str:
             return Outcome(error="ProtocolError: malformed error")
-        return Outcome(error=err[:MAX_OUTCOME_ERROR_CHARS])
+        return Outcome(error=encodable(err[:MAX_OUTCOME_ERROR_CHARS]))
     problem = check_plain(d["value"])
     if problem:
         return Outcome(error=f"{UNSUPPORTED}returned {problem}")
     return Outcome(value=d["value"])
+
+
+def encodable(text: str) -> str:
+    """`text` with every lone surrogate (which no UTF-8 file can hold) written as a visible escape."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def check_plain(value: Any, depth: int = 0) -> str | None:

@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
+import re
 import signal
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .parent import RunResult
+from .notebook import CodeCells
+from .parent import MAX_RESULT_BYTES, RunResult
+from .protocol import encodable
 from .scoring import ItemResult
 
 CSV_HEADER = ("submission", "score", "max_score", "status")
+RESULT_LIMIT = "result limit"
+MEMORY_LIMIT = "memory limit"
+GRADER_ERROR = "grader error"
 _MAX_CELL_ERRORS_SHOWN = 10
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_CELL_NAME = re.compile(r"<cell (\d+)>")
+_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 @dataclass(frozen=True)
@@ -28,12 +39,16 @@ class Graded:
 
 
 def status_of(run: RunResult) -> str:
-    """`ok`, or a short reason: timeout, crashed (SIGSEGV), exited early (code 3), …"""
+    """`ok`, or a short reason: timeout, crashed (SIGSEGV), exited early (code 3), result limit, …"""
+    if run.overflow:
+        return RESULT_LIMIT
     exit_ = run.exit
     if exit_ is not None and exit_.timed_out:
         return "timeout"
     if exit_ is None or exit_.worker_died:
         return "grader worker died"
+    if exit_.memory_exceeded:
+        return MEMORY_LIMIT
     sig = exit_.signal
     if type(sig) is int:
         if sig == signal.SIGXCPU:
@@ -48,19 +63,25 @@ def status_of(run: RunResult) -> str:
     return "ok"
 
 
-def graded(submission: str, items: list[ItemResult], run: RunResult, timeout: float) -> Graded:
-    """Combine the item scores and the run's status into results.json content."""
+def graded(submission: str, items: list[ItemResult], run: RunResult, timeout: float,
+           cells: CodeCells | None = None) -> Graded:
+    """Combine the item scores and the run's status into results.json content.
+
+    `cells` names each cell as the learner sees it: the child counts code cells only, the
+    notebook counts every cell (markdown too).
+    """
     status = status_of(run)
     score = sum(i.score for i in items)
     max_score = sum(i.max_score for i in items)
     lines = [f"Score: {number(score)} / {number(max_score)}."]
     if status != "ok":
         lines.append(_explain(status, timeout))
-    if run.cell_errors:
+    cell_errors = _as_notebook_cells(run.cell_errors, cells)
+    if cell_errors:
         lines.append("Cells that raised an error (each costs only the items that depend on it):")
-        lines += [f"  cell {n}: {err}" for n, err in run.cell_errors[:_MAX_CELL_ERRORS_SHOWN]]
-        if len(run.cell_errors) > _MAX_CELL_ERRORS_SHOWN:
-            lines.append(f"  … and {len(run.cell_errors) - _MAX_CELL_ERRORS_SHOWN} more")
+        lines += [f"  cell {n}: {err}" for n, err in cell_errors[:_MAX_CELL_ERRORS_SHOWN]]
+        if len(cell_errors) > _MAX_CELL_ERRORS_SHOWN:
+            lines.append(f"  … and {len(cell_errors) - _MAX_CELL_ERRORS_SHOWN} more")
     if run.output_bytes > 0 and status != "ok":
         lines.append("The last output your notebook printed (from your code, not from the grader):")
         lines.append(run.output_text()[-1500:])
@@ -74,54 +95,118 @@ def graded(submission: str, items: list[ItemResult], run: RunResult, timeout: fl
                    "output": i.output, "visibility": "visible"} for i in items],
         "visibility": "visible",
         "stdout_visibility": "hidden",
-        "extra_data": {"status": status, "submission": submission},
+        "extra_data": {"status": status, "submission": shown(submission),
+                       "grader_cpu_s": round(run.grader_cpu_s, 3),
+                       "network_isolated": run.exit is not None and run.exit.network_isolated},
     }
     return Graded(submission, score, max_score, status, results)
 
 
 def unreadable(submission: str, reason: str, items: list[tuple[str, float]]) -> Graded:
     """The grade of a file that is not a readable notebook: zero, with the reason."""
-    status = "unreadable notebook"
+    return _zero(submission, "unreadable notebook", items,
+                 f"The submission could not be read as a notebook: {reason}.", "❌ the notebook could not be read.")
+
+
+def grader_error(submission: str, error: BaseException, items: list[tuple[str, float]]) -> Graded:
+    """The grade of a submission the grader itself failed on: zero, marked as the grader's fault."""
+    what = " ".join(encodable(f"{type(error).__name__}: {error}").split())[:200]
+    return _zero(submission, f"{GRADER_ERROR}: {what}", items,
+                 "The grader failed on this submission (not the notebook's fault); ask for it to be graded again.",
+                 "❌ not graded: the grader failed.")
+
+
+def _zero(submission: str, status: str, items: list[tuple[str, float]], why: str, item_output: str) -> Graded:
     max_score = sum(p for _, p in items)
     results = {
         "score": 0,
         "max_score": number(max_score),
         "execution_time": 0.0,
-        "output": f"Score: 0 / {number(max_score)}. The submission could not be read as a notebook: {reason}.",
+        "output": f"Score: 0 / {number(max_score)}. {why}",
         "tests": [{"name": name, "score": 0, "max_score": number(p), "status": "failed",
-                   "output": "❌ the notebook could not be read.", "visibility": "visible"} for name, p in items],
+                   "output": item_output, "visibility": "visible"} for name, p in items],
         "visibility": "visible",
         "stdout_visibility": "hidden",
-        "extra_data": {"status": status, "submission": submission},
+        "extra_data": {"status": status, "submission": shown(submission)},
     }
     return Graded(submission, 0.0, max_score, status, results)
 
 
+def shown(name: str) -> str:
+    """A name as one printable line: control characters, line breaks, backslashes and bytes that
+    are not UTF-8 (a file name's) become visible escapes, so a name can never pass for another line."""
+    return "".join(c if c.isprintable() and c != "\\" else _escape(c) for c in name)
+
+
+def _escape(c: str) -> str:
+    code = ord(c)
+    if c in _ESCAPES:
+        return _ESCAPES[c]
+    if 0xDC80 <= code <= 0xDCFF:  # a byte of a file name that is not UTF-8 (surrogateescape)
+        return f"\\x{code - 0xDC00:02x}"
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
 def write_result(path: Path, grade: Graded) -> None:
-    """Write results.json atomically (a reader never sees half a file)."""
-    _atomic_write(path, json.dumps(grade.results, indent=2, ensure_ascii=False) + "\n")
+    """Write results.json atomically (a reader never sees half a file); every text in it encodes."""
+    _atomic_write(path, json.dumps(_encodable_all(grade.results), indent=2, ensure_ascii=False) + "\n")
 
 
 def write_csv(path: Path, grades: list[Graded]) -> None:
-    """grades.csv: one row per submission, in the order they were given."""
+    """grades.csv: one row per submission, in the order they were given, every field quoted.
+
+    Names are shown escaped and no field can start a spreadsheet formula.
+    """
     rows = [",".join(CSV_HEADER)]
     for g in grades:
-        rows.append(_csv_row([g.submission, number(g.score), number(g.max_score), g.status]))
+        rows.append(_csv_row([shown(g.submission), number(g.score), number(g.max_score), shown(g.status)]))
     _atomic_write(path, "\n".join(rows) + "\n")
 
 
 def _csv_row(values: list) -> str:
-    import io
-
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="").writerow(values)
+    csv.writer(buf, lineterminator="", quoting=csv.QUOTE_ALL).writerow([_not_a_formula(v) for v in values])
     return buf.getvalue()
+
+
+def _not_a_formula(value: Any) -> Any:
+    """A text a spreadsheet would read as a formula gets a leading apostrophe; numbers stay numbers."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
+
+
+def _encodable_all(value: Any) -> Any:
+    """`value` with every text in it (keys too) made encodable, however it is nested."""
+    if isinstance(value, str):
+        return encodable(value)
+    if isinstance(value, dict):
+        return {_encodable_all(k): _encodable_all(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encodable_all(v) for v in value]
+    return value
+
+
+def _as_notebook_cells(errors: list[tuple[int, str]], cells: CodeCells | None) -> list[tuple[int, str]]:
+    """Cell errors numbered as the notebook shows its cells; a number that names no code cell is dropped."""
+    if cells is None:
+        return list(errors)
+    out = []
+    for n, error in errors:
+        at = cells.number(n)
+        if at is not None:
+            out.append((at, _CELL_NAME.sub(lambda m: f"<cell {cells.number(int(m.group(1))) or '?'}>", error)))
+    return out
 
 
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8", errors="backslashreplace") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _explain(status: str, timeout: float) -> str:
@@ -130,8 +215,14 @@ def _explain(status: str, timeout: float) -> str:
                 "items evaluated before that keep their scores.")
     if status == "cpu time limit":
         return "The notebook used more CPU time than allowed and was stopped."
+    if status == MEMORY_LIMIT:
+        return ("The notebook used more memory than allowed and was stopped; "
+                "items evaluated before that keep their scores.")
     if status.startswith("crashed"):
         return f"The notebook's process {status}; items evaluated before that keep their scores."
+    if status == RESULT_LIMIT:
+        return (f"The notebook sent the grader more than {MAX_RESULT_BYTES // 2**20} MB of results, or more than "
+                "it could check in its time, and was stopped; items evaluated before that keep their scores.")
     if status.startswith("exited early"):
         return ("The notebook ended its own process (os._exit or similar) before all cells ran; "
                 "items evaluated before that keep their scores.")
