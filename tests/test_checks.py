@@ -67,6 +67,19 @@ def test_wrong_answers_give_one_red_line(value, fragment):
     assert fragment in fb.message
 
 
+def test_a_wrong_choice_says_why_that_choice_is_wrong():
+    fb = evaluate("ANSWER_LOWER_LOSS", "D")
+    assert fb.message.startswith("❌ ANSWER_LOWER_LOSS: not quite: overfitting shows as a training loss far below")
+    assert fb.message.endswith("Hint: a loss on the training data measures fit to that data only.")
+
+
+def test_a_non_finite_result_gets_the_hint_naming_the_pitfall():
+    fb = evaluate("kl_divergence", lambda p, q: float(sum(a * math.log(a / b) if a else math.nan
+                                                         for a, b in zip(p, q, strict=True))))
+    assert not fb.passed and "case 3, kl_divergence([0, 1], [0.5, 0.5]): got NaN" in fb.message
+    assert "Hint: a term with p_j = 0 is 0 · log 0" in fb.message
+
+
 def test_hint_is_shown_for_a_wrong_value():
     fb = evaluate("bernoulli_mle", lambda flips: 0.5)
     assert "Hint: θ̂ = k / n" in fb.message
@@ -127,11 +140,12 @@ def test_earned_points_needs_the_hidden_cases_too():
 
     _, item = find_item("log_likelihood")
 
-    def log_of_product(theta, flips):  # passes the public cases, underflows on the hidden 5000 flips
-        return math.log(likelihood.bernoulli_likelihood(theta, flips)) if theta not in (0, 1) else 0.0
+    def clamped(theta, flips):  # passes the public cases; θ = 0 with a head gives log 1e-12, not -inf
+        t = min(max(float(theta), 1e-12), 1 - 1e-12)
+        return sum(math.log(t) if x else math.log(1 - t) for x in flips)
 
-    assert evaluate("log_likelihood", log_of_product).passed
-    assert earned_points(item, log_of_product) == 0.0
+    assert evaluate("log_likelihood", clamped).passed
+    assert earned_points(item, clamped) == 0.0
     assert earned_points(item, likelihood.bernoulli_log_likelihood) == item.points
     _, answer = find_item("ANSWER_LOWER_LOSS")
     assert earned_points(answer, "B") == 1.0 and earned_points(answer, "A") == 0.0

@@ -67,8 +67,14 @@ def _placeholder(*args):
     raise NotImplementedError("Replace this line with your code.")
 
 
-def _log_of_product(theta, flips):  # passes the public cases, underflows on the hidden 5000 flips
+def _log_of_product(theta, flips):  # the lesson's pitfall: underflows on the public 2000 flips
     return math.log(likelihood.bernoulli_likelihood(theta, flips)) if theta not in (0, 1) else 0.0
+
+
+def _clamped(theta, flips):  # passes the public cases; θ = 0 with a head gives -27.6, not -inf
+    x = torch.as_tensor(flips, dtype=torch.float64)
+    t = torch.tensor(float(theta), dtype=torch.float64).clamp(1e-12, 1 - 1e-12)
+    return float((x * torch.log(t) + (1 - x) * torch.log(1 - t)).sum())
 
 
 # (item, wrong value, a fragment of the reason) — each fails on a public case, so check() sees it too
@@ -85,7 +91,7 @@ PUBLIC_MISTAKES = [
     ("kl_divergence", lambda p, q: 0.0, "case 2, kl_divergence([0.75, 0.25], [0.5, 0.5]): expected 0.1308, got 0"),
     ("gaussian_mle", lambda xs: (2.5, 5 / 3),
      "case 1, gaussian_mle([1, 2, 3, 4]): element 1: expected 1.25, got 1.667."),
-    ("ANSWER_LOWER_LOSS", "A", "not quite."),
+    ("ANSWER_LOWER_LOSS", "A", "not quite: the training loss is measured on the training data only"),
     ("ANSWER_LOWER_LOSS", "E", "ANSWER_LOWER_LOSS must be one of 'A', 'B', 'C', 'D'; got 'E'."),
     ("ANSWER_LOWER_LOSS", _MISSING, "`ANSWER_LOWER_LOSS` is not defined"),
     ("ANSWER_SPREAD_RATIO", LyingFloat(0.5), "the answer could not be read: an object of type LyingFloat."),
@@ -112,7 +118,7 @@ def test_the_reference_passes_both(name):
 
 
 def test_success_lines_say_which_cases_were_run():
-    n_public, n_all = 3, 7  # log_likelihood: 3 public and 4 hidden cases
+    n_public, n_all = 4, 8  # log_likelihood: 4 public and 4 hidden cases
     assert evaluate("log_likelihood", likelihood.bernoulli_log_likelihood).message == \
         f"✅ log_likelihood: all {n_public} public cases pass (the graded run also uses hidden cases)."
     assert graded("log_likelihood", likelihood.bernoulli_log_likelihood).output == f"✅ all {n_all} cases pass."
@@ -122,32 +128,57 @@ def test_success_lines_say_which_cases_were_run():
 
 
 def test_a_mistake_only_hidden_cases_catch_fails_only_in_the_grader():
-    assert evaluate("log_likelihood", _log_of_product).passed
-    result = graded("log_likelihood", _log_of_product)
+    assert evaluate("log_likelihood", _clamped).passed
+    result = graded("log_likelihood", _clamped)
     assert result.score == 0
-    assert result.output.startswith("❌ hidden case 1 failed: raised ValueError: math domain error. Hint: ")
+    assert result.output.startswith("❌ hidden case 3 failed: wrong result (got -27.63). Hint: sum log θ")
     _, item = assignments.find_item("log_likelihood")
-    assert failing_cases(item, _log_of_product) == [3, 5]  # the 5000 flips underflow; θ = 0 gives 0, not -inf
-    assert earned_points(item, _log_of_product) == 0.0
+    assert failing_cases(item, _clamped) == [6]  # θ = 0 with a head: -inf, not log 1e-12
+    assert earned_points(item, _clamped) == 0.0
     assert earned_points(item, likelihood.bernoulli_log_likelihood) == item.points
+
+
+def test_the_lessons_pitfall_fails_publicly_with_the_hint_that_names_it():
+    _, item = assignments.find_item("log_likelihood")
+    feedback, result = evaluate("log_likelihood", _log_of_product), graded("log_likelihood", _log_of_product)
+    assert not feedback.passed and result.score == 0
+    assert feedback.message.startswith("❌ log_likelihood: case 4, log_likelihood(0.5, tensor of shape (2000,)): "
+                                       "raised ValueError: math domain error.")
+    assert feedback.message.endswith(f"Hint: {item.non_finite_hint}") and "underflows" in item.non_finite_hint
+    assert feedback.message == result.output.replace("❌ ", "❌ log_likelihood: ", 1)
+    assert failing_cases(item, _log_of_product) == [3, 4, 6]  # 2000 and 5000 flips; θ = 0 gives 0, not -inf
+
+
+def test_a_wrong_value_that_is_finite_gets_the_items_own_hint():
+    _, item = assignments.find_item("log_likelihood")
+    message = evaluate("log_likelihood", lambda theta, flips: 0.0).message
+    assert message.endswith(f"Hint: {item.hint}")
+
+
+def test_every_valid_order_of_the_gradient_reset_is_accepted():
+    for order in ("CADBE", "ECADB", "CEADB", "CAEDB", "cadbe"):
+        assert evaluate("ANSWER_STEP_ORDER", order).passed, order
+    wrong = evaluate("ANSWER_STEP_ORDER", "CADEB")
+    assert not wrong.passed and "throws the gradients away" in wrong.message
+    assert graded("ANSWER_STEP_ORDER", "CADEB").score == 0
 
 
 def test_type_and_shape_reasons_stay_for_hidden_cases():
     _, item = assignments.find_item("kl_divergence")
     cases = expected_cases(item, hidden=True)
     outcomes = [Outcome(value=c.expected) for c in cases]
-    outcomes[2] = Outcome(value="0.5")  # hidden case 1
+    outcomes[3] = Outcome(value="0.5")  # hidden case 1
     verdict = item_verdict(item, cases, outcomes)
     assert not verdict.passed and verdict.reason == "hidden case 1 failed: expected a single number, got '0.5'"
-    outcomes[2] = Outcome(value=cases[2].expected + 1.0)
+    outcomes[3] = Outcome(value=cases[3].expected + 1.0)
     assert item_verdict(item, cases, outcomes).reason == (
-        f"hidden case 1 failed: wrong result (got {cases[2].expected + 1.0:.4g})")
+        f"hidden case 1 failed: wrong result (got {cases[3].expected + 1.0:.4g})")
 
 
 def test_missing_outcomes_are_a_time_limit_or_no_result():
     _, item = assignments.find_item("kl_divergence")
     cases = expected_cases(item, hidden=True)
-    outcomes = [Outcome(value=c.expected) for c in cases[:3]]
+    outcomes = [Outcome(value=c.expected) for c in cases[:4]]  # 3 public cases and hidden case 1
     slow = item_verdict(item, cases, outcomes, timed_out=True)
     assert not slow.passed and slow.reason == (
         "hidden case 2 failed: took too long (each item's cases share a time limit)")
