@@ -11,6 +11,7 @@ its process group and the fork server acting as subreaper.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import fcntl
 import json
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import protocol
-from .processes import PR_SET_THP_DISABLE, kill_group, kill_uid, pids_of_uid, threads_of
+from .processes import PR_SET_THP_DISABLE, Cgroup, kill_group, kill_uid, living_pids_of_uid, pids_of_uid, threads_of
 
 UID_RANGE = range(61000, 62000)
 LOCK_DIR = Path(tempfile.gettempdir()) / "course-grade-uids"
@@ -94,9 +95,12 @@ def is_root() -> bool:
 class Worker:
     """One worker slot: a fork server process that has imported torch, and (as root) a private uid."""
 
-    def __init__(self, workdir: Path, warm_up: bool = True):
+    def __init__(self, workdir: Path, warm_up: bool = True, notices: set[str] | None = None):
+        """`notices` collects the warnings already printed for this batch (shared by a pool's workers)."""
         self.workdir, self.warm_up = workdir, warm_up
+        self.notices = set() if notices is None else notices
         self.uid: int | None = None
+        self.cgroup: Cgroup | None = None
         self._lock_fd: int | None = None
         self._proc: subprocess.Popen | None = None
         self._sock: socket.socket | None = None
@@ -104,6 +108,7 @@ class Worker:
         self._jobs = 0
         if is_root():
             self.uid, self._lock_fd = _claim_uid()
+            self.cgroup = Cgroup.create(f"course-grade-{os.getpid()}-{self.uid}")
 
     # -- fork server lifecycle
     def start(self) -> None:
@@ -117,9 +122,10 @@ class Worker:
         # writing to a shared 2 MB page copies or splits it; children ran ~25 % slower with them.
         code = (f"import ctypes, sys; ctypes.CDLL(None).prctl({PR_SET_THP_DISABLE}, 1, 0, 0, 0)\n"
                 "from course_utils.assessment.grading.forkserver import serve; "
-                "serve(int(sys.argv[1]), sys.argv[2] == '1')")
+                "serve(int(sys.argv[1]), sys.argv[2] == '1', sys.argv[3])")
+        cgroup = self.cgroup.to_json() if self.cgroup is not None else ""
         self._proc = subprocess.Popen(
-            [sys.executable, "-c", code, str(child_sock.fileno()), "1" if self.warm_up else "0"],
+            [sys.executable, "-c", code, str(child_sock.fileno()), "1" if self.warm_up else "0", cgroup],
             pass_fds=[child_sock.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             env=env, cwd=str(self.workdir), start_new_session=True)
         child_sock.close()
@@ -145,8 +151,11 @@ class Worker:
 
     def close(self) -> None:
         self.stop()
+        if self.cgroup is not None:  # the fork server empties it after each child; this covers a lost one
+            self.cgroup.empty()
+            self.cgroup.remove()
         if self.uid is not None:
-            kill_uid(self.uid)  # the fork server does this after each child; this covers a lost one
+            kill_uid(self.uid)
             _remove_files_of(self.uid)
         if self._lock_fd is not None:
             os.close(self._lock_fd)
@@ -162,6 +171,7 @@ class Worker:
         if self._proc is None or self._proc.poll() is not None:
             self.stop()
             self.start()
+        self._free_uid()
         self._jobs += 1
         scratch = self.workdir / f"scratch-{os.getpid()}-{id(self)}-{self._jobs}"
         scratch.mkdir(mode=0o700)
@@ -170,7 +180,9 @@ class Worker:
         job = protocol.Job(cells=cells, spec=str(spec), timeout=limits.timeout, slice_s=limits.cell_slice,
                            scratch=str(scratch), uid=self.uid, memory=limits.memory, fsize=limits.fsize,
                            nproc=limits.nproc if self.uid is not None else _nproc_for_own_uid())
-        job_path.write_text(job.to_json(), encoding="utf-8")
+        job_path.write_text(job.to_json(), encoding="utf-8")  # read by the child only
+        limits_path = Path(protocol.supervision_path(str(job_path)))
+        limits_path.write_text(dataclasses.replace(job, cells=[]).to_json(), encoding="utf-8")
         if self.uid is not None:
             os.chown(scratch, self.uid, self.uid)
         result_r, result_w = os.pipe()
@@ -187,10 +199,31 @@ class Worker:
             os.close(result_r)
             os.close(output_r)
             _quietly(lambda: job_path.unlink(missing_ok=True))
+            _quietly(lambda: limits_path.unlink(missing_ok=True))
             remove_tree(scratch)
             if self.uid is not None:
                 _remove_files_of(self.uid)
+        self._warn_about(run.exit)
         return run
+
+    def _free_uid(self) -> None:
+        """Never hand a uid to the next submission while a process of it lives: kill them, or take another uid."""
+        if self.uid is None or not living_pids_of_uid(self.uid) or kill_uid(self.uid):
+            return
+        old, old_fd = self.uid, self._lock_fd
+        self.uid, self._lock_fd = _claim_uid()
+        os.close(old_fd)
+        print(f"course-grade: warning: processes of the sandbox uid {old} could not be killed; "
+              f"grading goes on as uid {self.uid}", file=sys.stderr)
+
+    def _warn_about(self, exit_: protocol.Exited | None) -> None:
+        """Warn once per batch when a child kept the network (it could not get a namespace of its own)."""
+        from_server = exit_ is not None and not exit_.worker_died and exit_.elapsed > 0
+        if from_server and not exit_.network_isolated and "network" not in self.notices:
+            self.notices.add("network")
+            print("course-grade: warning: the sandbox could not take the network away (a network namespace "
+                  "needs root with CAP_SYS_ADMIN); notebooks in this batch could use the network "
+                  "(see extra_data.network_isolated in each result)", file=sys.stderr)
 
     def _collect(self, run: RunResult, result_r: int, output_r: int, limits: Limits) -> None:
         sel = selectors.DefaultSelector()
@@ -298,6 +331,7 @@ class Pool:
         os.chmod(self.workdir, 0o711)  # a sandbox uid may enter its own scratch dir, not list others
         (self.workdir / "jobs").mkdir(mode=0o700)
         self.workers: list[Worker] = []
+        self.notices: set[str] = set()
         self._specs = 0
         self._ready = False
         if is_root():
@@ -305,7 +339,7 @@ class Pool:
                 print(f"course-grade: warning: the sandbox user cannot read {path}; notebooks that import "
                       "from it may fail (make it readable by all users)", file=sys.stderr)
         try:
-            self.workers = [Worker(self.workdir, warm_up) for _ in range(max(1, size))]
+            self.workers = [Worker(self.workdir, warm_up, self.notices) for _ in range(max(1, size))]
             for w in self.workers:
                 w.launch()
             if wait:
@@ -450,6 +484,9 @@ def _claim_uid() -> tuple[int, int]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            os.close(fd)
+            continue
+        if living_pids_of_uid(uid) and not kill_uid(uid):  # a process of it survived: never reuse it
             os.close(fd)
             continue
         return uid, fd
