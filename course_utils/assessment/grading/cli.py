@@ -264,7 +264,7 @@ def grade(assignment: Assignment, files: list[Path], out: Path, jobs: int, timeo
         with lock:
             grades[index] = grade
             _say(f"{results.shown(grade.submission)}: {results.number(grade.score)}/"
-                 f"{results.number(grade.max_score)} {results.shown(grade.status)}")
+                 f"{results.number(grade.max_score)} {grade.status}")
 
     def grade_one(worker, spec: Path, index: int, cells) -> results.Graded:
         try:
@@ -315,7 +315,7 @@ def grade(assignment: Assignment, files: list[Path], out: Path, jobs: int, timeo
     errors = [g for g in done if g.status.startswith(results.GRADER_ERROR)]
     if errors:
         failures.append(f"the grader failed on {len(errors)} submission(s), e.g. {results.shown(errors[0].submission)} "
-                        f"({results.shown(errors[0].status)}); grade them again")
+                        f"({errors[0].status}); grade them again")
     for message in failures:
         _say(f"course-grade: {message}", sys.stderr)
     missing = len(files) - len(done)

@@ -110,7 +110,7 @@ def unreadable(submission: str, reason: str, items: list[tuple[str, float]]) -> 
 
 def grader_error(submission: str, error: BaseException, items: list[tuple[str, float]]) -> Graded:
     """The grade of a submission the grader itself failed on: zero, marked as the grader's fault."""
-    what = " ".join(encodable(f"{type(error).__name__}: {error}").split())[:200]
+    what = shown(" ".join(f"{type(error).__name__}: {error}".split()))[:200]
     return _zero(submission, f"{GRADER_ERROR}: {what}", items,
                  "The grader failed on this submission (not the notebook's fault); ask for it to be graded again.",
                  "❌ not graded: the grader failed.")
@@ -161,7 +161,7 @@ def write_csv(path: Path, grades: list[Graded]) -> None:
     """
     rows = [",".join(CSV_HEADER)]
     for g in grades:
-        rows.append(_csv_row([shown(g.submission), number(g.score), number(g.max_score), shown(g.status)]))
+        rows.append(_csv_row([shown(g.submission), number(g.score), number(g.max_score), g.status]))
     _atomic_write(path, "\n".join(rows) + "\n")
 
 
