@@ -166,10 +166,11 @@ def first_closed_folder(path: Path) -> Path | None:
 def _warn_if_readable(files: list[Path]) -> None:
     """Submissions that every user can read are readable by the sandboxed notebooks too."""
     from .parent import is_root, readable_by_others
+    from .results import shown
 
     exposed = [f for f in files if readable_by_others(f)]
     if is_root() and exposed:
-        print(f"course-grade: warning: {len(exposed)} submission(s), e.g. {exposed[0]}, can be read by any "
+        print(f"course-grade: warning: {len(exposed)} submission(s), e.g. {shown(str(exposed[0]))}, can be read by any "
               "user, so a graded notebook could read another student's work; make their folder private "
               "(chmod go-rwx) before grading", file=sys.stderr)
 
