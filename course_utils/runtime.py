@@ -1,4 +1,4 @@
-"""Reproducible set-up: seeds, deterministic algorithms, thread count, printing, device choice."""
+"""Reproducible set-up: seeds, threads, printing, device choice, and what a GPU can do (precision, compilation)."""
 
 from __future__ import annotations
 
@@ -73,7 +73,8 @@ def describe(dev: torch.device | None = None) -> str:
     """A one-line description of the device, for a notebook's first cell."""
     dev = dev or device()
     if dev.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(dev)})"
+        major, minor = gpu_capability(dev)
+        return f"cuda ({torch.cuda.get_device_name(dev)}, compute capability {major}.{minor})"
     return dev.type
 
 
@@ -88,3 +89,65 @@ def cpu_has_bf16_matrix_units() -> bool:
         return bool(probe()) if probe is not None else False
     except RuntimeError:
         return False
+
+
+# ---------------------------------------------------------------- what a GPU can do
+# bf16 tensor cores arrived with Ampere (compute capability 8.0: A100, A10G, RTX 30xx, L4, H100).
+# Older GPUs (a Colab T4 is 7.5, a V100 7.0) run bf16 only by slow emulation, although
+# `torch.cuda.is_bf16_supported()` answers True for them, so the course asks for the capability.
+BF16_MIN_CAPABILITY = (8, 0)
+# torch.compile generates GPU code with Triton, which needs compute capability 7.0 (Volta) or newer.
+COMPILE_MIN_CAPABILITY = (7, 0)
+
+
+def gpu_capability(dev: torch.device) -> tuple[int, int]:
+    """The CUDA compute capability (major, minor) of `dev`; a clear error for a device that is not CUDA."""
+    if dev.type != "cuda":
+        raise ValueError(f"compute capability is a CUDA notion; {dev} is not a CUDA device")
+    major, minor = torch.cuda.get_device_capability(dev)
+    return int(major), int(minor)
+
+
+def supports_bf16(dev: torch.device) -> bool:
+    """Whether `dev` computes bf16 matrix products in hardware, or at least correctly enough to choose it.
+
+    CUDA: compute capability 8.0 or newer. CPU: yes (Intel AMX in hardware, elsewhere emulated and slow:
+    see `cpu_has_bf16_matrix_units`). Apple MPS: not chosen by the course.
+    """
+    if dev.type == "cuda":
+        return gpu_precision(gpu_capability(dev)) == "bf16"
+    return dev.type == "cpu"
+
+
+def gpu_precision(capability: tuple[int, int]) -> str:
+    """The precision a CUDA GPU of this compute capability trains in: "bf16" from 8.0 on, else "fp16"."""
+    return "bf16" if tuple(capability) >= BF16_MIN_CAPABILITY else "fp16"
+
+
+def gpu_compiles(capability: tuple[int, int]) -> bool:
+    """Whether `torch.compile` can generate code for a CUDA GPU of this compute capability (7.0 or newer)."""
+    return tuple(capability) >= COMPILE_MIN_CAPABILITY
+
+
+def default_precision(dev: torch.device) -> str:
+    """What training computes its matrix products in on `dev` when asked for "auto".
+
+    "bf16" on a CUDA GPU with bf16 tensor cores; "fp16" (with a gradient scaler) on an older CUDA
+    GPU; "fp32" on a CPU and on Apple MPS.
+    """
+    if dev.type != "cuda":
+        return "fp32"
+    return gpu_precision(gpu_capability(dev))
+
+
+def compile_plan(requested: bool, dev: torch.device) -> tuple[bool, str | None]:
+    """Whether to try `torch.compile` on `dev`, and the one line to print when a request is declined."""
+    if not requested:
+        return False, None
+    if dev.type == "mps":
+        return False, "torch.compile is not used on Apple MPS; training runs eagerly"
+    if dev.type == "cuda" and not gpu_compiles(gpu_capability(dev)):
+        major, minor = gpu_capability(dev)
+        return False, (f"torch.compile needs compute capability 7.0 or newer; {torch.cuda.get_device_name(dev)} "
+                       f"has {major}.{minor}: training runs eagerly")
+    return True, None

@@ -14,8 +14,8 @@ from tqdm.auto import tqdm
 
 from .losses import IGNORE_INDEX
 from .models import TransformerConfig, flops_per_token
+from .runtime import compile_plan, default_precision, gpu_capability, model_device, supports_bf16
 from .runtime import device as choose_device
-from .runtime import model_device
 from .text import random_batch
 from .throughput import mfu, peak_flops
 from .validate import (
@@ -27,7 +27,7 @@ from .validate import (
     positive_int,
 )
 
-PRECISIONS = ("auto", "bf16", "fp32")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 # A batch source draws one training batch (inputs, targets), taking its randomness only from the
@@ -54,8 +54,10 @@ class TrainConfig:
     eval_windows: int = 64  # validation scores this many fixed windows of `context` tokens
     target_loss: float | None = None  # stop once the validation NLL is at or below this
     device: str | None = None  # None: cuda, then mps, then cpu
-    compile: bool = False
-    precision: str = "auto"  # "auto": bf16 autocast on CUDA, float32 elsewhere; or "bf16", "fp32"
+    compile: bool = False  # try torch.compile; a failure falls back to eager execution with one printed line
+    # "auto": bf16 autocast on a GPU with bf16 tensor cores, fp16 with a gradient scaler on an older
+    # GPU, float32 on a CPU and on Apple MPS (`runtime.default_precision`); or "bf16", "fp16", "fp32"
+    precision: str = "auto"
     seed: int = 0  # seeds the batch generator (and dropout)
     checkpoint_path: str | None = None
     checkpoint_every: int | None = None
@@ -95,19 +97,22 @@ def learning_rate(step: int, config: TrainConfig) -> float:
 
 @dataclass
 class History:
-    """What a run recorded: per-step training loss and learning rate, validation NLL, speed."""
+    """What a run recorded: per-step training loss, learning rate and gradient norm, validation NLL, speed."""
 
     steps: list[int] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
+    grad_norm: list[float] = field(default_factory=list)  # before clipping (inf on an fp16 overflow)
     val_steps: list[int] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     reached_target: bool = False
     tokens_per_second: float = float("nan")
-    mfu: float | None = None
+    flops_per_second: float = float("nan")  # achieved model FLOP/s: tokens/s × training FLOPs per token
+    mfu: float | None = None  # achieved FLOP/s over the GPU's peak in this precision; None where unknown
     seconds: float = 0.0  # training time of this process, validation excluded
     device: str = "cpu"
     precision: str = "fp32"  # what the forward pass computed its matrix products in
+    compiled: bool = False  # whether the steps ran through torch.compile
 
     @property
     def best_val_loss(self) -> float:
@@ -182,20 +187,76 @@ def _check_precision(precision: str) -> None:
 
 
 def resolve_precision(precision: str, dev: torch.device) -> str:
-    """ "bf16" or "fp32": what `precision` ("auto", "bf16", "fp32") means on `dev`."""
+    """ "bf16", "fp16" or "fp32": what `precision` ("auto" or one of those) means on `dev`.
+
+    "auto" follows `runtime.default_precision`; "bf16" on a CUDA GPU without bf16 tensor cores is an error.
+    """
     _check_precision(precision)
     if precision == "auto":
-        return "bf16" if dev.type == "cuda" else "fp32"
+        return default_precision(dev)
+    if precision == "bf16" and dev.type == "cuda" and not supports_bf16(dev):
+        major, minor = gpu_capability(dev)
+        raise ValueError(f"precision 'bf16' needs compute capability 8.0 or newer; {torch.cuda.get_device_name(dev)} "
+                         f"has {major}.{minor}: use 'fp16' (with a gradient scaler) or 'auto'")
     return precision
 
 
-def _autocast(dev: torch.device, precision: str = "auto"):
-    """bf16 autocast where `precision` asks for it (matrix products in bf16, the loss in float32).
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
-    Both are deterministic on a CPU: a run repeats bit for bit on the same machine either way.
+
+def _autocast(dev: torch.device, precision: str = "auto"):
+    """Autocast in bf16 or fp16 where `precision` asks for it (matrix products in 16 bits, the loss in float32).
+
+    Deterministic on a CPU: a run repeats bit for bit on the same machine in any precision.
     """
-    bf16 = resolve_precision(precision, dev) == "bf16"
-    return torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=bf16)
+    dtype = _AUTOCAST_DTYPES.get(resolve_precision(precision, dev))
+    return torch.autocast(device_type=dev.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+
+def gradient_scaler(precision: str, dev: torch.device) -> torch.amp.GradScaler | None:
+    """A gradient scaler for fp16 training (its 5 exponent bits underflow small gradients), else None.
+
+    The loss is multiplied by a large factor before the backward pass and the gradients divided by it
+    before clipping and the step; a step whose gradients overflowed is skipped and the factor halved.
+    """
+    if resolve_precision(precision, dev) != "fp16":
+        return None
+    return torch.amp.GradScaler(dev.type)
+
+
+def compiled(fn: Callable, requested: bool, dev: torch.device) -> tuple[Callable, Callable[[], bool]]:
+    """`fn` through `torch.compile` where requested and supported, falling back to `fn` if compiling fails.
+
+    Returns the function to call and a function saying whether compilation is in use. A declined
+    request or a failure (no compiler, an unsupported GPU or Python) prints one line; training goes on.
+    """
+    use, reason = compile_plan(requested, dev)
+    if reason is not None:
+        print(reason)
+    if not use:
+        return fn, lambda: False
+    state: dict[str, object] = {"fn": None, "ok": True}
+    try:
+        state["fn"] = torch.compile(fn)
+    except Exception as exc:  # noqa: BLE001 - any failure to compile means: run eagerly
+        _compile_failed(state, exc)
+
+    def call(*args, **kwargs):
+        if state["ok"]:
+            try:
+                return state["fn"](*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - compilation happens at the first call
+                _compile_failed(state, exc)
+        return fn(*args, **kwargs)
+
+    return call, lambda: bool(state["ok"])
+
+
+def _compile_failed(state: dict, exc: Exception) -> None:
+    if state["ok"]:
+        first_line = (str(exc).strip().splitlines() or [""])[0][:160]
+        print(f"torch.compile failed ({type(exc).__name__}: {first_line}); training runs eagerly")
+    state["ok"] = False
 
 
 def random_windows(tokens: torch.Tensor, context: int, batch_size: int) -> BatchSource:
@@ -246,14 +307,17 @@ def train(
     history, start = History(device=str(dev), precision=precision), 0
     if resume and config.checkpoint_path and Path(config.checkpoint_path).exists():
         start = _load_checkpoint(config.checkpoint_path, model, optimizer, generator, history, config)
+    scaler = gradient_scaler(precision, dev)
+    if resume and scaler is not None and Path(str(config.checkpoint_path)).exists():
+        _load_scaler(config.checkpoint_path, scaler)
     base_loss = model.loss if loss_fn is None else (lambda x, y: loss_fn(model, x, y))
-    forward = torch.compile(base_loss) if config.compile else base_loss
-    peak = peak_flops(torch.cuda.get_device_name(dev)) if dev.type == "cuda" else None
+    forward, is_compiled = compiled(base_loss, config.compile, dev)
+    peak = peak_flops(torch.cuda.get_device_name(dev), precision) if dev.type == "cuda" else None
 
     end = config.iterations if config.stop_after is None else min(config.iterations, config.stop_after)
     skip = min(3, max(0, end - start - 1))  # steps left out of tokens/s: compilation, cold caches
     bar = tqdm(total=config.iterations, initial=start, disable=not config.progress, desc="training")
-    pending: list[torch.Tensor] = []  # losses not yet copied to the host (avoids a sync per step on GPU)
+    pending: list[torch.Tensor] = []  # losses and gradient norms not yet copied to the host (no sync per step)
     paused = 0.0  # seconds spent validating and checkpointing
     t_start = t_skip = time.perf_counter()
     paused_at_skip = 0.0
@@ -268,15 +332,11 @@ def train(
         x, y = (t.to(dev, non_blocking=True) for t in batch)
         with _autocast(dev, precision):
             loss = forward(x, y)
-        loss.backward()
-        if config.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad()
+        norm = _update(loss, optimizer, params, config.grad_clip, scaler)
         done = step + 1
         history.steps.append(done)
         history.lr.append(lr)
-        pending.append(loss.detach())
+        pending.append(torch.stack([loss.detach().float(), norm.float()]))
         if done - start > skip:
             timed_tokens, timed_rows = timed_tokens + x.numel(), timed_rows + x.shape[0]
         if done - start == skip:
@@ -286,7 +346,9 @@ def train(
         evaluate_now = done % config.eval_every == 0 or done == config.iterations
         save_now = config.checkpoint_every is not None and done % config.checkpoint_every == 0
         if evaluate_now or save_now or done == end or len(pending) >= 10:
-            history.train_loss.extend(torch.stack(pending).float().tolist())
+            losses, norms = torch.stack(pending).cpu().T.tolist()
+            history.train_loss.extend(losses)
+            history.grad_norm.extend(norms)
             pending.clear()
             bar.set_postfix(loss=f"{history.train_loss[-1]:.4f}", refresh=False)
         bar.update(1)
@@ -298,7 +360,7 @@ def train(
                 bar.set_postfix(loss=f"{history.train_loss[-1]:.4f}", val=f"{history.val_loss[-1]:.4f}",
                                 refresh=False)
             if save_now:
-                _save_checkpoint(config.checkpoint_path, model, optimizer, generator, history, done, config)
+                _save_checkpoint(config.checkpoint_path, model, optimizer, generator, history, done, config, scaler)
             paused += time.perf_counter() - t_pause
             if evaluate_now and config.target_loss is not None and history.val_loss[-1] <= config.target_loss:
                 history.reached_target = True
@@ -306,14 +368,38 @@ def train(
     _sync(dev)
     t_end = time.perf_counter()
     history.seconds = t_end - t_start - paused
+    history.compiled = is_compiled()
     timed = (t_end - t_skip) - (paused - paused_at_skip)
     if timed_tokens > 0 and timed > 0:
         history.tokens_per_second = timed_tokens / timed
         flops = _flops_per_token(model, round(timed_tokens / timed_rows))
         if flops is not None:
+            history.flops_per_second = history.tokens_per_second * flops
             history.mfu = mfu(history.tokens_per_second, flops, peak)
     bar.close()
     return history
+
+
+def _update(loss: torch.Tensor, optimizer: torch.optim.Optimizer, params: list[torch.Tensor],
+            grad_clip: float | None, scaler: torch.amp.GradScaler | None) -> torch.Tensor:
+    """Backward pass → clip → optimizer step → zero the gradients; returns the gradient norm before clipping.
+
+    With a gradient scaler (fp16) the scaled loss is differentiated and the gradients unscaled first.
+    """
+    if scaler is None:
+        loss.backward()
+    else:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    # max_norm = inf measures the norm without changing a gradient (they are multiplied by exactly 1)
+    norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip is not None else math.inf)
+    if scaler is None:
+        optimizer.step()
+    else:
+        scaler.step(optimizer)
+        scaler.update()
+    optimizer.zero_grad()
+    return norm.detach()
 
 
 def _batch_source(data: torch.Tensor | BatchSource, context: int, batch_size: int, vocab_size: int) -> BatchSource:
@@ -397,7 +483,7 @@ def _flops_per_token(model: torch.nn.Module, context: int) -> float | None:
     return flops_per_token(replace(config, context=context), training=True)
 
 
-def _save_checkpoint(path, model, optimizer, generator, history, step, config) -> None:
+def _save_checkpoint(path, model, optimizer, generator, history, step, config, scaler=None) -> None:
     """Everything a resumed run needs, written atomically (a crash never leaves half a file)."""
     state = {
         "step": step,
@@ -408,6 +494,7 @@ def _save_checkpoint(path, model, optimizer, generator, history, step, config) -
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
         "history": asdict(history),
         "config": asdict(config),
+        "scaler": scaler.state_dict() if scaler is not None else None,
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -435,9 +522,19 @@ def _load_checkpoint(path, model, optimizer, generator, history, config) -> int:
     torch.set_rng_state(state["torch_rng"])
     if state.get("cuda_rng") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
-    for key in ("steps", "train_loss", "lr", "val_steps", "val_loss"):
-        setattr(history, key, list(state["history"][key]))
+    for key in ("steps", "train_loss", "lr", "grad_norm", "val_steps", "val_loss"):
+        setattr(history, key, list(state["history"].get(key, [])))
     return int(state["step"])
+
+
+def _load_scaler(path, scaler: torch.amp.GradScaler) -> None:
+    """The gradient scaler's factor and counters from a checkpoint (fp16 runs), when it holds them."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - _load_checkpoint reports an unreadable file
+        return
+    if isinstance(state, dict) and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
 
 
 def _same(a, b) -> bool:
