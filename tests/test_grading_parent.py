@@ -12,7 +12,6 @@ import io
 import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile
@@ -129,25 +128,7 @@ class Batch:
         return {t["name"]: t["score"] for t in self.result(stem)["tests"]}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def readable_environment():
-    """As root, the sandbox user must be able to read the installed packages, or the grader refuses
-    (issue 13, failure 9). A checkout inside a folder only root can enter (`mktemp -d`) gets the
-    missing `o+x` on that folder for the duration of this module, and its old mode back afterwards."""
-    changed: list[tuple[Path, int]] = []
-    try:
-        while (problem := cli.unreadable_environment()) is not None:
-            packages = [Path(p).resolve() for p in parent.unreadable_by_others()]
-            folder = next(f for p in packages if (f := cli.first_closed_folder(p)) is not None)
-            if folder in packages or folder in [f for f, _ in changed]:
-                pytest.skip(f"the installed packages themselves are unreadable: {problem}")
-            mode = stat.S_IMODE(folder.stat().st_mode)
-            changed.append((folder, mode))
-            folder.chmod(mode | 0o001)
-        yield
-    finally:
-        for folder, mode in reversed(changed):
-            folder.chmod(mode)
+pytestmark = pytest.mark.usefixtures("readable_environment")  # tests/conftest.py
 
 
 # ---------------------------------------------------------------- batch 1: names, text, trees, cells

@@ -27,7 +27,8 @@ from course_utils.assessment.grading.scoring import Plan
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_ROOT = os.geteuid() == 0
-pytestmark = pytest.mark.skipif(not AS_ROOT, reason="the sandbox's uid, namespaces and cgroups need root")
+pytestmark = [pytest.mark.skipif(not AS_ROOT, reason="the sandbox's uid, namespaces and cgroups need root"),
+              pytest.mark.usefixtures("readable_environment")]  # tests/conftest.py
 TIMEOUT = "8"
 
 
