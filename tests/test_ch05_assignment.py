@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from course_utils.assessment import assignments
-from course_utils.assessment.assignments.ch05_transformer_training import _attention
+from course_utils.assessment.assignments.key.ch05_transformer_training import _attention
 from course_utils.assessment.checks import evaluate
 from course_utils.assessment.items import call_case, expected_outcome, judge
 

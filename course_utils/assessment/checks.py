@@ -1,4 +1,8 @@
-"""Learner feedback: `check("name")` compares your answer with the reference on the public cases."""
+"""Learner feedback: `check("name")` compares your answer with the reference on the public cases.
+
+Without the instructor key (a student release) an answer item is only checked for its format and
+recorded: its verdict is pending until the graded run.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +18,11 @@ _MISSING = object()
 
 @dataclass(frozen=True)
 class Feedback:
-    """The verdict on one item and the line shown to the learner."""
+    """The verdict on one item and the line shown to the learner (`pending`: recorded, graded later)."""
 
     passed: bool
     message: str
+    pending: bool = False
 
     def __str__(self) -> str:
         return self.message
@@ -45,4 +50,4 @@ def evaluate(name: str, value: Any = _MISSING) -> Feedback:
 
 
 def _feedback(verdict: Verdict, name: str | None = None) -> Feedback:
-    return Feedback(verdict.passed, verdict.line(name))
+    return Feedback(verdict.passed, verdict.line(name), verdict.pending)

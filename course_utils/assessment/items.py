@@ -4,6 +4,11 @@ An item's outcome crosses a process boundary as *plain data* (None, bool, int, f
 lists, and arrays as tagged dicts), so the code that produced it cannot influence how it is
 compared: `to_plain` runs next to the learner's code, `judge` runs in trusted code. The verdict on
 a whole item, and its wording, is `verdict.item_verdict`.
+
+An item is defined in two parts. The public part (names, points, public cases, hints, references) is
+in `assignments/chNN_*.py` and ships to students; the instructor key (hidden cases, the mistakes an
+item must reject, the answers of answer items) is in `assignments/key/`, which a student release
+leaves out. `Assignment.with_key` joins them; an item without its key is marked `keyed=False`.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -65,23 +70,40 @@ class FunctionItem:
     hint: str = ""
     mistakes: tuple[Mistake, ...] = ()
     non_finite_hint: str = ""
+    keyed: bool = False  # whether the instructor key (hidden cases, mistakes) is attached
 
     def cases(self, hidden: bool) -> tuple[Case, ...]:
         return self.public + self.hidden if hidden else self.public
 
 
+CHOICE, NUMBER, ORDER = "choice", "number", "order"
+FORMS = (CHOICE, NUMBER, ORDER)
+
+
 @dataclass(frozen=True)
 class AnswerItem:
-    """A concept question answered by a variable, e.g. `ANSWER_SMOOTHING = False`."""
+    """A concept question answered by a variable, e.g. `ANSWER_SMOOTHING = False`.
+
+    `form` says what a well-formed answer looks like, which is all a tree without the key can check:
+    one of `choices`, a number, or an order of the letters in `choices` (each used once).
+    """
 
     name: str
     points: float
-    expected: Any
+    expected: Any = None
     choices: tuple = ()
     atol: float = 0.0
     hint: str = ""
     also_accepted: tuple = ()  # other answers that are equally right (e.g. every valid order)
     why_not: tuple[tuple[Any, str], ...] = ()  # (wrong choice, why that choice is wrong)
+    form: str = CHOICE
+    keyed: bool = False  # whether the instructor key (the expected answer) is attached
+
+    def __post_init__(self):
+        if self.form not in FORMS:
+            raise ValueError(f"{self.name}: form must be one of {', '.join(FORMS)}, got {self.form!r}")
+        if self.form in (CHOICE, ORDER) and not self.choices:
+            raise ValueError(f"{self.name}: a {self.form!r} answer needs its choices")
 
     def feedback_for(self, got: Any) -> str:
         """Why the wrong choice `got` (plain data) is wrong, or "" when the item says nothing about it."""
@@ -92,6 +114,41 @@ class AnswerItem:
 
 
 Item = FunctionItem | AnswerItem
+
+
+@dataclass(frozen=True)
+class FunctionKey:
+    """The instructor's part of a function item: its hidden cases and the mistakes it must reject."""
+
+    hidden: tuple[Case, ...] = ()
+    mistakes: tuple[Mistake, ...] = ()
+
+
+@dataclass(frozen=True)
+class AnswerKey:
+    """The instructor's part of an answer item: the right answer, how close counts, why wrong ones are wrong."""
+
+    expected: Any
+    atol: float = 0.0
+    also_accepted: tuple = ()
+    why_not: tuple[tuple[Any, str], ...] = ()
+
+
+ItemKey = FunctionKey | AnswerKey
+
+
+def with_item_key(item: Item, key: ItemKey | None) -> Item:
+    """The item with its key attached (an item with nothing secret, e.g. no hidden cases, has no key)."""
+    if isinstance(item, AnswerItem):
+        if not isinstance(key, AnswerKey):
+            raise ValueError(f"the key has no answer for the answer item {item.name!r}")
+        return replace(item, expected=key.expected, atol=key.atol, also_accepted=key.also_accepted,
+                       why_not=key.why_not, keyed=True)
+    if key is None:
+        return replace(item, keyed=True)
+    if not isinstance(key, FunctionKey):
+        raise ValueError(f"the key for the function item {item.name!r} is an answer, not cases")
+    return replace(item, hidden=key.hidden, mistakes=key.mistakes, keyed=True)
 
 
 @dataclass(frozen=True)
@@ -111,11 +168,23 @@ class Assignment:
     def max_score(self) -> float:
         return float(sum(item.points for item in self.items))
 
+    @property
+    def keyed(self) -> bool:
+        """Whether the instructor key is attached: hidden cases and answers are graded."""
+        return all(item.keyed for item in self.items)
+
     def item(self, name: str) -> Item:
         for item in self.items:
             if item.name == name:
                 return item
         raise KeyError(name)
+
+    def with_key(self, key: dict[str, ItemKey]) -> Assignment:
+        """This assignment with the instructor key attached to every item; a key for no item is an error."""
+        unknown = sorted(set(key) - {item.name for item in self.items})
+        if unknown:
+            raise ValueError(f"the key of {self.key} names items it does not define: {', '.join(unknown)}")
+        return replace(self, items=tuple(with_item_key(item, key.get(item.name)) for item in self.items))
 
 
 # ---------------------------------------------------------------- values → plain data
@@ -338,10 +407,28 @@ def describe_args(args: tuple) -> str:
     return ", ".join(parts)
 
 
+def answer_form_problem(item: AnswerItem, got: Any) -> str | None:
+    """None when a concept answer is well formed (the check a tree without the key can make), else why not."""
+    if item.form == NUMBER:
+        number = _scalar(got)
+        return None if number is not None and math.isfinite(number) else (
+            f"{item.name} must be a number; got {describe(got)}")
+    if item.form == ORDER:
+        letters = sorted(str(c) for c in item.choices)
+        if type(got) is str and sorted(got.strip().upper()) == letters:
+            return None
+        return f"{item.name} must use each of {', '.join(letters)} once, in some order; got {describe(got)}"
+    if not any(judge(to_plain(c), got, 0.0, 0.0) is None for c in item.choices):
+        return f"{item.name} must be one of {', '.join(repr(c) for c in item.choices)}; got {describe(got)}"
+    return None
+
+
 def score_answer(item: AnswerItem, got: Any) -> str | None:
     """None when a concept answer is right, else a short reason."""
-    if item.choices and not any(judge(to_plain(c), got, 0.0, 0.0) is None for c in item.choices):
-        return f"{item.name} must be one of {', '.join(repr(c) for c in item.choices)}; got {describe(got)}"
+    if item.form == CHOICE:
+        problem = answer_form_problem(item, got)
+        if problem:
+            return problem
     reasons = [judge(to_plain(right), got, 0.0, item.atol) for right in (item.expected, *item.also_accepted)]
     return None if None in reasons else reasons[0]
 

@@ -3,7 +3,8 @@
 `check()` reaches it with the outcomes of the public cases, computed next to the learner's code;
 the grader with the outcomes of the public and hidden cases that came back from its sandbox. The
 same mistake therefore gets the same words in both, except that a hidden case is named only by its
-number and never shows its expected value.
+number and never shows its expected value. Without the instructor key (a student release) an answer
+item's verdict is *pending*: its format is checked, and the answer is recorded for the graded run.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .items import (
     Item,
     Outcome,
     all_finite,
+    answer_form_problem,
     call_case,
     describe,
     describe_args,
@@ -51,15 +53,20 @@ class ExpectedCase:
 
 @dataclass(frozen=True)
 class Verdict:
-    """Whether an item passed, the sentence that says so or says why not, and a hint when it failed."""
+    """Whether an item passed, the sentence that says so or says why not, and a hint when it failed.
+
+    A pending verdict (an answer recorded where there is no key to judge it) has not passed, and is
+    marked 📝 rather than ❌.
+    """
 
     passed: bool
     reason: str
     hint: str = ""
+    pending: bool = False
 
     def line(self, name: str | None = None) -> str:
-        """One line of feedback: `✅ name: reason.` or `❌ name: reason. Hint: …` (name left out if None)."""
-        mark = "✅" if self.passed else "❌"
+        """One line of feedback: `✅ name: reason.`, `📝 name: reason.` or `❌ name: reason. Hint: …`."""
+        mark = "✅" if self.passed else "📝" if self.pending else "❌"
         text = _sentence(f"{name}: {self.reason}" if name else self.reason)
         if self.hint and not self.passed:
             text += f" Hint: {self.hint}"
@@ -145,6 +152,8 @@ def _answer_verdict(item: AnswerItem, outcomes: list[Outcome]) -> Verdict:
     if got.error is not None:
         detail = got.error.removeprefix(UNSUPPORTED).removeprefix("returned ")
         return Verdict(False, f"the answer could not be read: {detail}", item.hint)
+    if not item.keyed:
+        return _recorded(item, got.value)
     reason = _safe_judge(lambda: score_answer(item, got.value))
     if reason is None:
         return Verdict(True, "correct")
@@ -154,12 +163,23 @@ def _answer_verdict(item: AnswerItem, outcomes: list[Outcome]) -> Verdict:
     return Verdict(False, f"not quite: {why}" if why else "not quite", item.hint)
 
 
+GRADED_LATER = "graded after submission"
+
+
+def _recorded(item: AnswerItem, got: Any) -> Verdict:
+    """Without the key: a malformed answer fails, a well-formed one is recorded for the graded run."""
+    problem = _safe_judge(lambda: answer_form_problem(item, got))
+    if problem:
+        return Verdict(False, problem, item.hint)
+    return Verdict(False, f"recorded: {describe(got)}; {GRADED_LATER}", pending=True)
+
+
 def _all_pass(item: FunctionItem, cases: Sequence[ExpectedCase]) -> str:
     n = len(cases)
     if any(c.hidden for c in cases):
         return f"all {n} cases pass"
     text = "the public case passes" if n == 1 else f"all {n} public cases pass"
-    return text + (" (the graded run also uses hidden cases)" if item.hidden else "")
+    return text + (" (the graded run also uses hidden cases)" if item.hidden or not item.keyed else "")
 
 
 # ---------------------------------------------------------------- verdicts without outcomes

@@ -1,4 +1,9 @@
-"""Trusted scoring: expected values from the references, and each item's verdict on what the child reported."""
+"""Trusted scoring: expected values from the references, and each item's verdict on what the child reported.
+
+With the instructor key every case counts and answers are judged. Without it (a student release) a
+function item is graded on its public cases only and an answer item is recorded, worth 0 of 0 points;
+each item's feedback says so.
+"""
 
 from __future__ import annotations
 
@@ -29,11 +34,16 @@ class ItemResult:
     output: str
 
 
+PUBLIC_ONLY = "(Public cases only: this course tree has no instructor key.)"
+NOT_GRADED = "(Not graded: this course tree has no instructor key.)"
+
+
 class Plan:
     """An assignment ready to grade: the cases' arguments and their expected outcomes."""
 
     def __init__(self, assignment: Assignment):
         self.assignment = assignment
+        self.public_only = not assignment.keyed  # graded without the instructor key
         self.cases: dict[str, list[ExpectedCase]] = {
             item.name: expected_cases(item, hidden=True)
             for item in assignment.items if isinstance(item, FunctionItem)}
@@ -51,7 +61,11 @@ class Plan:
     def _score_item(self, item: Item, report: protocol.ItemReport | None) -> ItemResult:
         verdict = self.verdict(item, report)
         points = float(item.points)
-        return ItemResult(item.name, points if verdict.passed else 0.0, points, verdict.line())
+        if item.keyed:
+            return ItemResult(item.name, points if verdict.passed else 0.0, points, verdict.line())
+        if isinstance(item, AnswerItem):
+            return ItemResult(item.name, 0.0, 0.0, f"{verdict.line()} {NOT_GRADED}")
+        return ItemResult(item.name, points if verdict.passed else 0.0, points, f"{verdict.line()} {PUBLIC_ONLY}")
 
     def verdict(self, item: Item, report: protocol.ItemReport | None) -> Verdict:
         """The item's verdict from the child's report, already checked by `protocol.parse_result`."""

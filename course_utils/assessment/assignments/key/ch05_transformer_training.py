@@ -1,0 +1,119 @@
+"""Instructor key for chapter 05: hidden cases, expected answers, and the mistakes each item must reject."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ...items import AnswerKey, Case, FunctionKey, Mistake
+from ..ch05_transformer_training import _logits_tokens, _model_and_batches, _qkv
+
+
+def _attention(q, k, v, mask_fn=torch.tril, scale=True) -> torch.Tensor:
+    t = q.shape[-2]
+    scores = q @ k.transpose(-1, -2) / (math.sqrt(q.shape[-1]) if scale else 1.0)
+    allowed = mask_fn(torch.ones(t, t, dtype=torch.bool))
+    return scores.masked_fill(~allowed, float("-inf")).softmax(-1) @ v
+
+
+def _ce(z: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> float:
+    return float(F.cross_entropy(z.reshape(-1, z.shape[-1]), y.reshape(-1), reduction=reduction))
+
+
+def _loop(model, batches, lr, order: str) -> list[float]:
+    """A training loop doing, per batch, the steps named by the letters of `order` (l b s z, r: loss after)."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    out = []
+    for x, y in batches:
+        loss = None
+        for step in order:
+            if step == "l":
+                loss = model.loss(x, y)
+            elif step == "b":
+                loss.backward()
+            elif step == "s":
+                optimizer.step()
+            elif step == "z":
+                optimizer.zero_grad()
+            elif step == "r":  # records the loss after the update, not the one trained on
+                loss = model.loss(x, y)
+        out.append(loss.item())
+    return out
+
+
+KEY = {
+    "ANSWER_STEP_ORDER": AnswerKey(
+        expected="CADBE",
+        # the reset may come anywhere it does not throw away the gradients before the update uses them
+        also_accepted=("ECADB", "CEADB", "CAEDB"),
+        why_not=(("CADEB", "resetting between the backward pass and the update throws the gradients away "
+                           "before the optimizer uses them."),),
+    ),
+    "causal_mask": FunctionKey(
+        hidden=(Case((1,)), Case((7,)), Case((16,))),
+        mistakes=(
+            Mistake("True above the diagonal (the future)", lambda t: torch.ones(t, t, dtype=torch.bool).triu(),
+                    pitfall=True),
+            Mistake("floats, not booleans", lambda t: torch.ones(t, t).tril()),
+            Mistake("a position cannot see itself", lambda t: torch.ones(t, t, dtype=torch.bool).tril(-1)),
+        ),
+    ),
+    "causal_attention": FunctionKey(
+        hidden=(Case(lambda: _qkv((1, 6), 53)),  # one position: it attends to itself only
+                Case(lambda: _qkv((3, 2, 9, 8), 54, scale=3.0)),  # large scores: stable softmax
+                Case(lambda: _qkv((2, 12, 16), 55))),
+        mistakes=(
+            Mistake("attends to the future", lambda q, k, v: _attention(q, k, v, mask_fn=torch.triu),
+                    pitfall=True),
+            Mistake("no mask at all", lambda q, k, v: _attention(q, k, v, mask_fn=lambda m: m)),
+            Mistake("forgets the 1/√d scale", lambda q, k, v: _attention(q, k, v, scale=False)),
+            Mistake("library attention without is_causal", lambda q, k, v: F.scaled_dot_product_attention(q, k, v)),
+        ),
+    ),
+    "next_token_loss": FunctionKey(
+        hidden=(Case(lambda: _logits_tokens(4, 2, 7, 58)),  # one prediction per sequence
+                Case(lambda: _logits_tokens(3, 10, 4, 59)),
+                Case(lambda: _logits_tokens(5, 7, 11, 60))),
+        mistakes=(
+            Mistake("no shift: each position predicts itself", lambda z, y: _ce(z, y), pitfall=True),
+            Mistake("shifted the wrong way", lambda z, y: _ce(z[:, 1:], y[:, :-1])),
+            Mistake("sum, not mean", lambda z, y: _ce(z[:, :-1], y[:, 1:], "sum")),
+            Mistake("rows and targets misaligned", lambda z, y: _ce(z[:, :-1].transpose(0, 1), y[:, 1:])),
+        ),
+    ),
+    "ANSWER_PARALLEL_TRAINING": AnswerKey(
+        expected="B",
+        why_not=(("A", "the prediction at a position does depend on the earlier tokens: attention reads them."),
+                 ("C", "every position uses the same parameters; what keeps the predictions apart is the mask."),
+                 ("D", "position embeddings make order visible to the model; order matters throughout.")),
+    ),
+    "training_steps": FunctionKey(
+        hidden=(Case(lambda: _model_and_batches(62, 4, 0.3)),  # stale gradients would pile up here
+                Case(lambda: _model_and_batches(63, 1, 1.0)),
+                Case(lambda: _model_and_batches(64, 3, 0.1, layers=2))),
+        mistakes=(
+            Mistake("never resets the gradients", lambda m, b, lr: _loop(m, b, lr, "lbs"), pitfall=True),
+            Mistake("resets between backward and step", lambda m, b, lr: _loop(m, b, lr, "lbzs")),
+            Mistake("records the loss after the update", lambda m, b, lr: _loop(m, b, lr, "lbszr")),
+        ),
+    ),
+    "ANSWER_FALLING_LOSS": AnswerKey(
+        expected="D",
+        why_not=(("A", "the training loss is measured on the training data; it cannot tell how the model "
+                       "does on text it has never seen."),
+                 ("B", "a loss that is still falling has not converged, and a falling loss alone does not show "
+                       "that the learning rate is the best one."),
+                 ("C", "overfitting shows as a gap between training and held-out loss; the training loss alone "
+                       "cannot show it starting or stopping.")),
+    ),
+    "ANSWER_LONG_INPUTS": AnswerKey(
+        expected="A",
+        why_not=(("B", "a recurrent model must pass early information through many state updates, where it "
+                       "tends to fade: it does lose information."),
+                 ("C", "self-attention compares every pair of tokens: its cost grows with the square of the "
+                       "length."),
+                 ("D", "their costs differ: linear in the length for recurrence, quadratic for attention.")),
+    ),
+}
