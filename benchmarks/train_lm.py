@@ -7,17 +7,20 @@ CPU (the default without a GPU): on the course corpus at the reference shape (4 
      β2 0.99, weight decay 0.1, clipping 1.0): its tokens/s, wall time and best validation loss;
   2. the course's loop at the reference shape and recipe, for throughput only, in the default
      CPU precision (bf16 autocast where the CPU has bf16 matrix units, else float32) and in float32;
-  3. the course's default CPU recipe (`runtime.preset()`: "cpu", or "cpu-fp32" on a CPU without
-     bf16 matrix units), stopped as soon as its validation loss reaches the plain GPT's best,
-and reports the throughputs, both wall times (validation excluded, the same fixed windows for
-every run) and their ratio, and the peak memory of the process. The throughputs are medians of
-short runs of the three loops taken in turn, so that all meet the same conditions on a machine that
-other programs share.
+  3. each preset named by --preset (default: both CPU recipes, "cpu" and "cpu-fp32", on a CPU with
+     bf16 matrix units; "cpu-fp32" alone elsewhere, where bf16 is emulated), stopped as soon as its
+     validation loss reaches the plain GPT's best,
+and reports the throughputs, the wall times (validation excluded, the same fixed windows for
+every run), each preset's time ratio to the reference, and the peak memory of the process. The
+throughputs are medians of short runs of the three loops taken in turn, so that all meet the same
+conditions on a machine that other programs share.
 
-GPU: the `gpu` preset (6 layers, 6 heads, 384 dims, context 256, batch 64), bf16 autocast, fused
-AdamW and `torch.compile`: tokens/s, MFU against the GPU's bf16 dense peak, time to `--target`.
+GPU: the `gpu` preset (6 layers, 6 heads, 384 dims, context 256, dropout 0.1, batch 64, on the
+documentation and the standard library's docstrings), in the GPU's precision (bf16 from compute
+capability 8.0, else fp16 with a gradient scaler), fused AdamW and `torch.compile`: tokens/s,
+achieved TFLOP/s, MFU against the GPU's dense peak in that precision, time to `--target`.
 
-    python benchmarks/train_lm.py [--device cpu|cuda] [--threads N] [--quick]
+    python benchmarks/train_lm.py [--device cpu|cuda] [--threads N] [--preset NAME ...] [--quick]
 """
 
 from __future__ import annotations
@@ -31,15 +34,16 @@ import resource
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from course_utils.models import Transformer, TransformerConfig
-from course_utils.presets import cpu_preset_name, preset
+from course_utils.presets import available_presets, cpu_preset_name, preset
 from course_utils.runtime import cpu_has_bf16_matrix_units, describe, device
-from course_utils.text import CharTokenizer, python_docs_text, random_batch, train_val_split
+from course_utils.text import CharTokenizer, corpus, python_docs_text, random_batch, train_val_split
 from course_utils.throughput import format_mfu
 from course_utils.train import TrainConfig, evaluate, learning_rate, train
 
@@ -170,36 +174,82 @@ def throughputs(ref: dict, precision: str, steps: int, rounds: int, vocab: int, 
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
+def cpu_model_name() -> str:
+    """The CPU's model name as the kernel reports it (what `lscpu` prints), else what Python knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def default_presets() -> list[str]:
+    """The CPU presets to time by default: both where the CPU has bf16 matrix units, else 'cpu-fp32'."""
+    return ["cpu", "cpu-fp32"] if cpu_has_bf16_matrix_units() else ["cpu-fp32"]
+
+
+def comparable(name: str) -> bool:
+    """Whether a preset trains on the reference's corpus and context, so that its time to target compares."""
+    p = preset(name)
+    return p["data"]["corpus"] == "python-docs" and p["model"]["context"] == 64
+
+
+def time_to_target(name: str, target: float, ref_seconds: float, ref_tokens: int, quick: bool, vocab: int,
+                   tr, va, dev, windows: int) -> dict:
+    """Train preset `name` until its validation loss reaches `target`; time and tokens against the reference."""
+    p = preset(name)
+    if quick:  # a smoke run: a few per cent of the work, same code paths
+        p["train"].update(iterations=60, warmup=5, eval_every=5)
+    p["train"]["target_loss"] = target
+    p["train"]["eval_every"] = min(p["train"]["eval_every"], 20)  # find the crossing closely
+    model, h = run(p["model"], p["train"], vocab, tr, va, dev, windows)
+    # The run validated in its own precision; the target was set in float32, so check it there too.
+    final_fp32 = evaluate(model, va, model.config.context, windows, precision="fp32")
+    ratio = h.seconds / ref_seconds
+    tokens = h.steps[-1] * p["train"]["batch_size"] * model.config.context
+    return {**summary(model, h, p["train"]), "target_val_loss": round(target, 4),
+            "reached_target": h.reached_target, "seconds_to_target": round(h.seconds, 2),
+            "final_val_loss_fp32": round(final_fp32, 4), "reached_target_in_fp32": final_fp32 <= target,
+            "flops_per_token": model.flops_per_token(),
+            "time_ratio_vs_reference": round(ratio, 3), "token_ratio_vs_reference": round(tokens / ref_tokens, 3),
+            "meets_time_ratio_0.5": bool(h.reached_target and final_fp32 <= target and ratio <= 0.5)}
+
+
 def bench_cpu(args, dev) -> dict:
     text = python_docs_text()
     tok = CharTokenizer.from_text(text)
     tr, va = train_val_split(tok.encode(text), 0.1)
-    ref, default = preset("cpu-reference"), preset(cpu_preset_name())
+    ref = preset("cpu-reference")
+    names = args.preset or default_presets()
+    for name in names:
+        if not comparable(name):
+            raise SystemExit(f"preset {name!r} trains on another corpus or context than the reference: "
+                             "time it on its own device (--device cuda for 'gpu')")
     throughput_steps, rounds, windows = 100, 5, EVAL_WINDOWS
     if args.quick:  # a smoke run: a few per cent of the work, same code paths
         ref["train"].update(iterations=100, warmup=10, eval_every=20)
-        default["train"].update(iterations=60, warmup=5, eval_every=5)
         throughput_steps, rounds, windows = 10, 2, 16
     load_before = os.getloadavg()
     plain = train_plain(tr, va, tok.vocab_size, ref["train"], windows)
-    precision = default["train"]["precision"]
+    precision = preset(cpu_preset_name())["train"]["precision"]
     speed = throughputs(ref, precision, throughput_steps, rounds, tok.vocab_size, tr, va, dev)
     course_tps, plain_tps = speed[precision], speed["plain"]
 
     target = plain["_best"]
-    default["train"]["target_loss"] = target
-    default["train"]["eval_every"] = min(default["train"]["eval_every"], 20)  # find the crossing closely
-    model, h = run(default["model"], default["train"], tok.vocab_size, tr, va, dev, windows)
-    ratio = h.seconds / plain["_seconds"]
-    # The run validated in its own precision; the target was set in float32, so check it there too.
-    final_fp32 = evaluate(model, va, model.config.context, windows, precision="fp32")
+    ref_tokens = plain["steps"] * ref["train"]["batch_size"] * 64
+    timed = {name: time_to_target(name, target, plain["_seconds"], ref_tokens, args.quick, tok.vocab_size,
+                                  tr, va, dev, windows) for name in names}
     memory = peak_memory_mb(dev)
     reference_model = Transformer(TransformerConfig(vocab_size=tok.vocab_size, **ref["model"]))
+    default = timed.get(cpu_preset_name())
     return {
         "benchmark": "train_lm",
         "device": describe(dev),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model_name(),
         "cpu_bf16_matrix_units": cpu_has_bf16_matrix_units(),
+        "machine_default_preset": cpu_preset_name(),
         "threads": torch.get_num_threads(),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
@@ -216,31 +266,27 @@ def bench_cpu(args, dev) -> dict:
         "speedup_vs_plain": round(course_tps / plain_tps, 3),
         "mfu": "unknown",  # a CPU has no agreed peak in the course's table
         "reference_plain_gpt": {k: v for k, v in plain.items() if not k.startswith("_")},
-        "default": {**summary(model, h, default["train"]), "target_val_loss": round(target, 4),
-                    "reached_target": h.reached_target, "seconds_to_target": round(h.seconds, 2),
-                    "final_val_loss_fp32": round(final_fp32, 4), "reached_target_in_fp32": final_fp32 <= target},
-        "wall_time_to_target_seconds": round(h.seconds, 2),
-        "final_val_loss": round(h.val_loss[-1], 4),
-        "time_ratio_default_vs_reference": round(ratio, 3),
-        "token_ratio_default_vs_reference": round(h.steps[-1] * default["train"]["batch_size"]
-                                                  / (plain["steps"] * ref["train"]["batch_size"]), 3),
+        "presets": timed,
+        "time_ratios": {name: r["time_ratio_vs_reference"] for name, r in timed.items()},
+        "default": default,
+        "time_ratio_default_vs_reference": default["time_ratio_vs_reference"] if default else None,
         "note": "seconds exclude validation (the same fixed windows for every run); the machine's "
                 "load average is reported because other processes change every timing",
         "peak_memory_mb": round(memory, 1),
         "targets_met": {
             f"tokens_per_second >= {THROUGHPUT_TARGET}": course_tps >= THROUGHPUT_TARGET,
             "tokens_per_second >= plain": course_tps >= plain_tps,
-            "time_ratio <= 0.5": h.reached_target and final_fp32 <= target and ratio <= 0.5,
+            **{f"time_ratio <= 0.5 ({name})": r["meets_time_ratio_0.5"] for name, r in timed.items()},
             "peak_memory < 1.5 GB": memory < 1536,
         },
     }
 
 
 def bench_gpu(args, dev) -> dict:
-    text = python_docs_text()
+    p = preset((args.preset or ["gpu"])[-1])
+    text = corpus(p["data"]["corpus"])
     tok = CharTokenizer.from_text(text)
     tr, va = train_val_split(tok.encode(text), 0.1)
-    p = preset("gpu")
     if args.quick:
         p["train"].update(iterations=200, warmup=20, eval_every=50)
     p["train"].update(target_loss=args.target, eval_every=50, compile=not args.no_compile)
@@ -255,7 +301,10 @@ def bench_gpu(args, dev) -> dict:
         "quick": args.quick,
         "parameters": model.n_params(),
         "flops_per_token": model.flops_per_token(),
+        "precision": h.precision,
+        "compiled": h.compiled,
         "tokens_per_second": round(h.tokens_per_second),
+        "achieved_tflops": round(h.flops_per_second / 1e12, 2),
         "mfu": format_mfu(h.mfu),
         "target_val_loss": args.target,
         "reached_target": h.reached_target,
@@ -274,6 +323,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument("--preset", action="append", choices=available_presets(),
+                        help="a preset to time (repeat for several; default: 'cpu' and 'cpu-fp32' on a CPU with "
+                             "bf16 matrix units, else 'cpu-fp32'; 'gpu' on CUDA)")
     parser.add_argument("--target", type=float, default=1.45, help="GPU: target validation loss (nats/token)")
     parser.add_argument("--no-compile", action="store_true", help="GPU: skip torch.compile")
     args = parser.parse_args(argv)
