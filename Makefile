@@ -10,8 +10,11 @@ export OMP_NUM_THREADS ?= 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg --nbval-cell-timeout=600
+# A student release has no solutions/: its tests are the lessons, the exercises and the answer-free units.
+SOLUTIONS := $(wildcard solutions)
+RELEASE ?= release
 
-.PHONY: lab test test-fast outputs exercises grade bench lint clean
+.PHONY: lab test test-fast outputs exercises release grade bench lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,16 +31,19 @@ lab: $(STAMP)  ## open JupyterLab on the course
 	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=. $(ROOT_FLAG) $(LAB_ARGS) notebooks/01_mle_coin_flips.ipynb
 
 test: $(STAMP)  ## the whole suite: unit tests, grader, notebooks (strict), exercises (run only), lint
-	$(BIN)/python -m pytest -n $(JOBS) --dist=loadfile $(NBVAL) tests notebooks solutions exercises
+	$(BIN)/python -m pytest -n $(JOBS) --dist=loadfile $(NBVAL) tests notebooks $(SOLUTIONS) exercises
 
 test-fast: $(STAMP)  ## unit tests only
 	$(BIN)/python -m pytest -n $(JOBS) tests
 
 outputs: $(STAMP)  ## re-execute lessons and solutions and store their outputs
-	$(BIN)/python -m course_utils.assessment.authoring outputs notebooks/*.ipynb solutions/*.ipynb
+	$(BIN)/python -m course_utils.assessment.authoring outputs notebooks/*.ipynb $(wildcard solutions/*.ipynb)
 
 exercises: $(STAMP)  ## regenerate exercises/ from solutions/
 	$(BIN)/python -m course_utils.assessment.authoring exercises
+
+release: $(STAMP)  ## write the student course (no solutions, no instructor key) into $(RELEASE)/: make release RELEASE=dir
+	$(BIN)/python -m course_utils.assessment.release $(RELEASE)
 
 grade: $(STAMP)  ## grade submissions: make grade A=01 S=path/to/submissions
 	$(BIN)/course-grade $(A) $(S) --out grading-out

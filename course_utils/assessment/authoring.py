@@ -98,6 +98,8 @@ def dumps(nb: nbformat.NotebookNode) -> str:
 
 def exercises(check: bool = False, root: Path = ROOT) -> list[Path]:
     """Write exercises/NN_*.ipynb from solutions/; with `check`, return the stale ones instead."""
+    if not (root / "solutions").is_dir():
+        raise ValueError(f"{root} has no solutions/ (a student release): its exercises are final as they are")
     stale = []
     for sol in sorted((root / "solutions").glob("*.ipynb")):
         target = root / "exercises" / sol.name
@@ -133,7 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     out.add_argument("notebooks", nargs="+", type=Path)
     args = parser.parse_args(argv)
     if args.command == "exercises":
-        changed = exercises(check=args.check)
+        try:
+            changed = exercises(check=args.check)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         for path in changed:
             print(("stale: " if args.check else "wrote: ") + str(path.relative_to(ROOT)))
         return 1 if (args.check and changed) else 0

@@ -1,7 +1,12 @@
-"""Gradescope export: an autograder zip (`setup.sh`, `run_autograder`) that runs this same grader."""
+"""Gradescope export: an autograder zip (`setup.sh`, `run_autograder`) that runs this same grader.
+
+The zip carries the whole package, with the instructor key where this tree has it (Gradescope keeps
+the autograder from students); exported from a student release it grades the public cases only.
+"""
 
 from __future__ import annotations
 
+import sys
 import zipfile
 from pathlib import Path
 
@@ -41,7 +46,12 @@ cp "$OUT/$STEM.json" "$ROOT/results/results.json"
 
 
 def export(key: str, out: Path) -> Path:
-    """Write `gradescope_<key>.zip` into `out` and return its path."""
+    """Write `gradescope_<key>.zip` into `out` and return its path (with the instructor key where installed)."""
+    from .. import assignments
+
+    if not assignments.has_key():
+        print("course-grade: warning: this tree has no instructor key; the autograder will grade the public "
+              "cases only and leave answer items ungraded", file=sys.stderr)
     path = Path(out) / f"gradescope_{key}.zip"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         _add_text(zf, "setup.sh", SETUP_SH.format(torch=torch.__version__.split("+")[0]))
