@@ -4,18 +4,26 @@ The child drops its privileges, runs the code cells one at a time and streams th
 *outcomes* (plain data) to the parent as `protocol` messages on fd 3. It never sees the reference
 implementations or the expected values: those stay in the trusted parent. Everything here runs
 in the same process as the learner's code, so nothing it reports is trusted.
+
+It also records, before any cell runs, what the learner's code must not do while an item is graded:
+call the item's reference (public course code) or read the course's answers or source. Each such
+event is sent at once as an integrity flag (see "Integrity flags" below).
 """
 
 from __future__ import annotations
 
+import _thread
 import builtins
+import importlib
 import importlib.abc
 import os
 import resource
 import signal
 import sys
+import sysconfig
 import time
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +64,14 @@ _getpid = os.getpid  # a replaced os.getpid would let a copy made by the learner
 _exit = os._exit  # a replaced os._exit would let that copy report, or return the child into the server's loop
 _monotonic = time.monotonic  # a replaced clock would stretch the time an item's cases may share
 _setitimer = signal.setitimer  # a replaced setitimer would switch off the per-cell alarm
+_sigmask = signal.pthread_sigmask  # holds the alarm back while a message is written
+_getframe = sys._getframe  # the integrity record reads the stack to know who did what
+_current_frames = sys._current_frames
+_addaudithook = sys.addaudithook
+_realpath, _join, _getcwd = os.path.realpath, os.path.join, os.getcwd
+_fspath, _fsdecode, _basename = os.fspath, os.fsdecode, os.path.basename
+_O_ACCMODE, _O_WRONLY = os.O_ACCMODE, os.O_WRONLY
+_encode_line, _flag_message = protocol.encode_line, protocol.flag
 
 
 class _Timeout(BaseException):
@@ -86,7 +102,7 @@ def run_child(job_path: str, items: list[protocol.ItemSpec], fds: list[int], san
         with open(job_path, encoding="utf-8") as f:
             job = protocol.Job.from_json(f.read())
         _isolate(job, fds, sandbox)
-        Runner(items, job.cells, job.slice_s).run()
+        Runner(items, job.cells, job.slice_s, answers=sandbox.hidden).run()
         code = 0
     except BaseException as exc:  # the child's own code failed: say so on stderr
         try:
@@ -235,8 +251,11 @@ def _checks_stub() -> types.ModuleType:
 class Runner:
     """Runs code cells one at a time and streams each graded item's outcomes to the parent."""
 
-    def __init__(self, items: list[protocol.ItemSpec], cells: list[str], slice_s: float):
+    def __init__(self, items: list[protocol.ItemSpec], cells: list[str], slice_s: float,
+                 answers: tuple[str, ...] = ()):
+        """`answers` are the directories with the course's answers (`Sandbox.hidden`): reading them is flagged."""
         self.items, self.cells, self.slice_s = items, cells, max(0.5, slice_s)
+        self.answers = answers
         self.pid = _getpid()
         self.seen: dict[str, Any] = {}
         self.last: dict[str, tuple] = {}
@@ -245,6 +264,7 @@ class Runner:
 
     def run(self) -> None:
         ns = self.ns = self._namespace()
+        record_integrity(self.items, course_paths(self.answers))
         signal.signal(signal.SIGALRM, _on_alarm)
         for index, cell in enumerate(self.cells, start=1):
             self._run_cell(index, cell, ns)
@@ -376,12 +396,20 @@ class Runner:
 
     def _send(self, obj: dict) -> None:
         self._only_in_main_process()
-        view = memoryview(protocol.encode_line(obj))
-        try:
-            while view:
-                view = view[_write(RESULT_FD, view):]
-        except OSError:
-            pass
+        _send_line(protocol.encode_line(obj))
+
+
+def _send_line(data: bytes) -> None:
+    """Write one message on the result pipe, whole: the per-cell alarm waits until it is written."""
+    old = _sigmask(signal.SIG_BLOCK, (signal.SIGALRM,))
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[_write(RESULT_FD, view):]
+    except OSError:
+        pass
+    finally:
+        _sigmask(signal.SIG_SETMASK, old)
 
 
 def _dependencies(fn: Any, ns: dict) -> tuple | None:
@@ -454,3 +482,234 @@ def _brief(exc: BaseException) -> str:
         text = type(exc).__name__
     return text[:300]
 
+
+
+# ---------------------------------------------------------------- integrity flags
+#
+# Two records, made before any cell runs, each sending a flag at once on the result pipe (a flag
+# sent cannot be taken back by later code): calls of an item's reference while that item's cases
+# run, and reads of the course's answers or source. The item being evaluated is read from the
+# stack (the frame of `Runner._call_all`), not from a variable the learner's code could reset.
+# Everything here shares the learner's process: it stops the casual copy, not a determined
+# attacker (README, "What it does not protect against").
+
+MAX_FLAGS = 100
+"""Distinct flags one child sends; the rest are dropped (the first ones already cost the items)."""
+ANSWER, SOURCE = "answer", "source"
+_MACHINERY = ("traceback.py", "warnings.py", "pydoc.py")
+"""Standard-library modules that read a course file to show a line of a traceback, a warning or help()."""
+
+
+@dataclass(frozen=True)
+class CoursePaths:
+    """Where the course's files are, and which code is not the learner's."""
+
+    answers: tuple[str, ...]  # never read while grading: assignment definitions, solutions, tests, history
+    package: tuple[str, ...]  # the installed course_utils, as imported and resolved
+    assessment: tuple[str, ...]  # its assessment/ folder, likewise
+    root: str  # the folder above the package: paths in flags are shown from here
+    stdlib: tuple[str, ...]
+    installed: tuple[str, ...]  # site-packages
+
+
+def course_paths(answers: tuple[str, ...]) -> CoursePaths:
+    """The course's paths in this environment; `answers` as the fork server found them (`answer_dirs`)."""
+    import course_utils
+
+    package = os.path.dirname(course_utils.__file__)
+    paths = sysconfig.get_paths()
+    return CoursePaths(
+        answers=tuple(_realpath(a) for a in answers),
+        package=_both(package),
+        assessment=_both(os.path.join(package, "assessment")),
+        root=os.path.dirname(_realpath(package)),
+        stdlib=_both(paths["stdlib"], paths["platstdlib"]),
+        installed=_both(paths["purelib"], paths["platlib"]))
+
+
+def _both(*dirs: str) -> tuple[str, ...]:
+    """Each folder as given and resolved, with a trailing separator (a prefix test then means 'inside')."""
+    return tuple(sorted({os.path.join(p, "") for d in dirs for p in (d, _realpath(d))}))
+
+
+def record_integrity(items: list[protocol.ItemSpec], paths: CoursePaths) -> None:
+    """Wrap each item's reference and watch every file the process opens, both for the rest of its life."""
+    flag = _flagger()
+    evaluating = _evaluating(Runner._call_all.__code__, _thread.get_ident())
+    wrap_references(items, flag, evaluating, paths)
+    _addaudithook(_read_watcher(paths, flag, evaluating))
+
+
+def _flagger() -> Callable[[str, str], None]:
+    """A function sending each distinct (item, reason) flag once, from whatever process or thread."""
+    sent: set[tuple[str, str]] = set()
+
+    def flag(item: str, reason: str) -> None:
+        if (item, reason) in sent or len(sent) >= MAX_FLAGS:
+            return
+        sent.add((item, reason))
+        _send_line(_encode_line(_flag_message(item, reason)))
+
+    return flag
+
+
+def _evaluating(call_all: types.CodeType, main_thread: int) -> Callable[[Any], str | None]:
+    """A function naming the item whose cases run now (None while cells run), from a frame and the main thread."""
+
+    def in_stack(frame) -> str | None:
+        while frame is not None:
+            if frame.f_code is call_all:
+                item = frame.f_locals.get("item")
+                name = getattr(item, "name", None)
+                return name if type(name) is str else None
+            frame = frame.f_back
+        return None
+
+    def evaluating(frame) -> str | None:
+        found = in_stack(frame)
+        if found is None and _thread.get_ident() != main_thread:  # a thread the learner's function started
+            found = in_stack(_current_frames().get(main_thread))
+        return found
+
+    return evaluating
+
+
+def wrap_references(items: list[protocol.ItemSpec], flag: Callable[[str, str], None],
+                    evaluating: Callable[[Any], str | None], paths: CoursePaths) -> dict[str, Callable]:
+    """Replace each item's reference, wherever a course module holds it, by a recorder; {name: recorder}.
+
+    Done before any cell runs, so that `from course_utils.likelihood import ...` in any cell gets the
+    recorder. A call made while the item's cases run is flagged unless the caller is course code that
+    names the reference itself (a course function using it as a building block).
+    """
+    owners: dict[str, set[str]] = {}
+    for item in items:
+        if item.kind == protocol.FUNCTION and protocol.is_reference_name(item.reference):
+            owners.setdefault(item.reference, set()).add(item.name)
+    recorders: dict[str, Callable] = {}
+    for name, items_of in owners.items():
+        fn = _resolve(name)
+        if fn is not None:
+            recorders[name] = _recorder(fn, name, frozenset(items_of), flag, evaluating, paths)
+            _replace_everywhere(fn, recorders[name])
+    return recorders
+
+
+def _resolve(name: str) -> Callable | None:
+    """The module-level function `name` (`course_utils.module.function`), or None when there is none."""
+    module_name, _, attr = name.rpartition(".")
+    try:
+        fn = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError):
+        return None
+    return fn if type(fn) is types.FunctionType else None
+
+
+def _replace_everywhere(fn: Callable, recorder: Callable) -> None:
+    """Bind `recorder` in place of `fn` in every course module that holds it (re-exports and `from` imports)."""
+    for name, module in list(sys.modules.items()):
+        if name != "course_utils" and not name.startswith("course_utils."):
+            continue
+        namespace = getattr(module, "__dict__", None)
+        if type(namespace) is not dict:
+            continue
+        for attr, value in list(namespace.items()):
+            if value is fn:
+                namespace[attr] = recorder
+
+
+def _recorder(fn: types.FunctionType, name: str, items: frozenset[str], flag: Callable[[str, str], None],
+              evaluating: Callable[[Any], str | None], paths: CoursePaths) -> Callable:
+    """`fn` that flags a call from outside the course while one of `items` is evaluated (its state in closures)."""
+    own_name, reason = fn.__name__, f"called {name}"
+
+    def recorded(*args, **kwargs):
+        try:
+            caller = _getframe(1)
+            code = caller.f_code
+            internal = code.co_filename.startswith(paths.package) and own_name in code.co_names \
+                and not code.co_filename.startswith(paths.assessment)
+            if not internal:
+                item = evaluating(caller)
+                if item in items:
+                    flag(item, reason)
+        except Exception:  # recording must never change what the call does
+            pass
+        return fn(*args, **kwargs)
+
+    for attr in ("__name__", "__qualname__", "__module__", "__doc__"):
+        setattr(recorded, attr, getattr(fn, attr))
+    recorded.__dict__.update(fn.__dict__)
+    try:
+        import inspect
+
+        recorded.__signature__ = inspect.signature(fn)
+    except (TypeError, ValueError):
+        pass
+    return recorded
+
+
+def _read_watcher(paths: CoursePaths, flag: Callable[[str, str], None],
+                  evaluating: Callable[[Any], str | None]) -> Callable[[str, tuple], None]:
+    """An audit hook flagging each read of the course's answers (by anyone) or source (by the learner's code).
+
+    Opens that only write are ignored; an open the sandbox then denies is still flagged (the audit event
+    comes first). The flag names the item being evaluated, or the notebook while cells run.
+    """
+
+    def watch(event: str, args: tuple) -> None:
+        if event != "open":
+            return
+        try:
+            path, flags = args[0], args[2] if len(args) > 2 else 0
+            if type(flags) is int and flags & _O_ACCMODE == _O_WRONLY:
+                return
+            found = course_file(path, paths)
+            if found is None:
+                return
+            kind, shown = found
+            frame = _getframe(1)
+            if kind == SOURCE and not learner_opened(frame, paths):
+                return
+            flag(evaluating(frame) or protocol.NOTEBOOK, f"read {shown}")
+        except Exception:  # watching must never change what the open does
+            return
+
+    return watch
+
+
+def course_file(path: Any, paths: CoursePaths) -> tuple[str, str] | None:
+    """(ANSWER or SOURCE, the path shown from the course's root) for a path opened, else None.
+
+    SOURCE: anything under the package's assessment/, or a module of the package (.py, .pyc).
+    """
+    if type(path) is int:
+        return None
+    full = _realpath(_join(_getcwd(), _fsdecode(_fspath(path))))
+    shown = full[len(paths.root) + 1:] if full.startswith(paths.root + "/") else full
+    if any(full == a or full.startswith(a + "/") for a in paths.answers):
+        return ANSWER, shown
+    if full.startswith(paths.assessment) or full.startswith(paths.package) and full.endswith((".py", ".pyc")):
+        return SOURCE, shown
+    return None
+
+
+def learner_opened(frame, paths: CoursePaths) -> bool:
+    """Whether the nearest caller outside the standard library is the learner's code.
+
+    Reads by installed libraries, by the course itself, by the import system and by the standard
+    library's traceback, warnings and help() machinery are not the learner's.
+    """
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename.startswith("<frozen importlib"):
+            return False
+        if filename.startswith(paths.package) or filename.startswith(paths.installed):
+            return False
+        if filename.startswith(paths.stdlib) or filename.startswith("<frozen "):
+            if _basename(filename) in _MACHINERY:
+                return False
+            frame = frame.f_back
+            continue
+        return True
+    return False

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ..items import Assignment
     from .parent import Pool
+    from .protocol import ItemSpec
 
 DEFAULT_TIMEOUT_S = 30.0
 """Wall-time limit per submission unless the assignment's notes set `grading_timeout_s`.
@@ -205,6 +206,17 @@ def _names(files: list[Path]) -> list[str]:
     return names
 
 
+def with_references(spec: list[ItemSpec], assignment: Assignment) -> list[ItemSpec]:
+    """The child spec (`protocol.ItemSpec`s) with the qualified name of each item's reference where it is
+    public course code: the child records calls to it (integrity flags). Names only, never the functions."""
+    import dataclasses
+
+    from . import protocol
+
+    names = {item.name: protocol.reference_name(getattr(item, "reference", None)) for item in assignment.items}
+    return [dataclasses.replace(s, reference=names.get(s.name, "")) for s in spec]
+
+
 def _say(line: str, stream=None) -> None:
     """Print one line; a character the terminal cannot show is escaped, never an error."""
     stream = stream or sys.stdout
@@ -230,7 +242,8 @@ def grade(assignment: Assignment, files: list[Path], out: Path, jobs: int, timeo
     start = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     plan = Plan(assignment)
-    expect = protocol.outcome_counts(plan.child_spec())
+    child_spec = with_references(plan.child_spec(), assignment)
+    expect = protocol.outcome_counts(child_spec)
     limits = Limits(timeout=timeout)
     names = _names(files)
     grades: list[results.Graded | None] = [None] * len(files)
@@ -298,7 +311,7 @@ def grade(assignment: Assignment, files: list[Path], out: Path, jobs: int, timeo
         if pool is not None:
             try:
                 pool.wait_ready()
-                spec = pool.spec(plan.child_spec())
+                spec = pool.spec(child_spec)
                 threads = [threading.Thread(target=work, args=(w, spec), daemon=True)
                            for w in pool.workers[:max(1, min(jobs, todo.qsize()))]]
                 for t in threads:
@@ -319,6 +332,9 @@ def grade(assignment: Assignment, files: list[Path], out: Path, jobs: int, timeo
                         f"({errors[0].status}); grade them again")
     for message in failures:
         _say(f"course-grade: {message}", sys.stderr)
+    flagged = results.flag_summary(done)
+    if flagged:
+        _say(flagged, sys.stderr)
     missing = len(files) - len(done)
     _say(f"graded {len(done)} of {len(files)} submissions in {time.monotonic() - start:.1f} s; "
          f"results in {results.shown(str(out))}", sys.stderr)

@@ -67,6 +67,7 @@ class RunResult:
     items: dict[str, protocol.ItemReport] = field(default_factory=dict)
     final: set[str] = field(default_factory=set)
     cell_errors: list[tuple[int, str]] = field(default_factory=list)
+    flags: dict[str, list[str]] = field(default_factory=dict)  # item (or protocol.NOTEBOOK) → reasons
     done: bool = False
     output_head: bytes = b""
     output_tail: bytes = b""
@@ -452,7 +453,7 @@ def _add_to_line(run: RunResult, buffer: bytearray, piece: bytes) -> bool:
     return True
 
 
-def _record(run: RunResult, msg: protocol.ItemReport | protocol.CellError | protocol.Done | None) -> None:
+def _record(run: RunResult, msg: protocol.Message | None) -> None:
     if msg is None:
         run.protocol_errors += 1
     elif isinstance(msg, protocol.Done):
@@ -460,10 +461,27 @@ def _record(run: RunResult, msg: protocol.ItemReport | protocol.CellError | prot
     elif isinstance(msg, protocol.CellError):
         if len(run.cell_errors) < 50:
             run.cell_errors.append((msg.cell, msg.error))
+    elif isinstance(msg, protocol.Flag):
+        _record_flag(run, msg)
     elif msg.name not in run.final or msg.final:  # an item's final report is its last word
         run.items[msg.name] = msg
         if msg.final:
             run.final.add(msg.name)
+
+
+MAX_FLAGGED = 100
+"""Items (or the notebook) a run may flag; without `expect` (the assignment's items) this bounds them."""
+MAX_REASONS = 3
+"""Distinct reasons kept per flagged item: enough for the instructor, bounded whatever the child sends."""
+
+
+def _record_flag(run: RunResult, msg: protocol.Flag) -> None:
+    """Keep a flag: the child's own report against itself, so a forged one only costs the submission."""
+    if msg.item not in run.flags and len(run.flags) >= MAX_FLAGGED:
+        return
+    reasons = run.flags.setdefault(msg.item, [])
+    if msg.reason not in reasons and len(reasons) < MAX_REASONS:
+        reasons.append(msg.reason)
 
 
 def _keep_output(run: RunResult, chunk: bytes) -> None:

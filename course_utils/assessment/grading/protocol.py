@@ -4,8 +4,8 @@
                            in a directory only root can read, announced on the control socket
     fork server → parent   ready, started (the child's pid), exited (how the child ended)
     child → parent         one JSON line per message on the result pipe: an item's outcomes,
-                           a cell's error, done. Untrusted: `parse_result` checks every field and
-                           every value (`check_plain`) before anything is compared.
+                           a cell's error, an integrity flag, done. Untrusted: `parse_result` checks
+                           every field and every value (`check_plain`) before anything is compared.
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ OK, TIMEOUT, MISSING, NOT_CALLABLE, INVALID = "ok", "timeout", "missing", "not c
 MAX_ERROR_CHARS = 300
 MAX_OUTCOME_ERROR_CHARS = 500
 MAX_TYPE_CHARS = 60
+MAX_REASON_CHARS = 200
+NOTEBOOK = "notebook"  # what a flag names when it was raised while cells ran, outside any item
+_COURSE, _NOT_CONCEPTS = "course_utils.", "course_utils.assessment"
 _STATES = {OK, TIMEOUT, MISSING, NOT_CALLABLE}
 _DTYPES = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
            "float16", "float32", "float64"}
@@ -61,11 +64,31 @@ class Job:
 
 @dataclass(frozen=True)
 class ItemSpec:
-    """What the child may know of an item: its name, its kind and its cases' arguments, never an expected value."""
+    """What the child may know of an item: its name, its kind and its cases' arguments, never an expected value.
+
+    `reference` is the qualified name of the item's reference when it is public course code (a function of
+    a concept module such as `course_utils.likelihood`), else "": the child records calls to it.
+    """
 
     name: str
     kind: str  # FUNCTION or ANSWER
     cases: tuple[tuple, ...] = ()
+    reference: str = ""
+
+
+def reference_name(fn: Any) -> str:
+    """`module.qualname` of a reference defined in a course concept module, else "" (the child cannot reach it)."""
+    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
+    if type(module) is not str or type(qualname) is not str or not is_reference_name(f"{module}.{qualname}"):
+        return ""
+    return f"{module}.{qualname}"
+
+
+def is_reference_name(name: str) -> bool:
+    """Whether `name` is a dotted name of a function in a course concept module (never the assessment code)."""
+    parts = name.split(".")
+    return (name.startswith(_COURSE) and not (name + ".").startswith(_NOT_CONCEPTS + ".")
+            and len(parts) >= 3 and all(p.isidentifier() for p in parts))
 
 
 def outcome_counts(items: list[ItemSpec]) -> dict[str, int]:
@@ -174,6 +197,15 @@ class CellError:
 
 
 @dataclass(frozen=True)
+class Flag:
+    """The child saw the learner's code call a course reference or read the course's files, during `item`'s
+    evaluation (or while cells ran: `item` is NOTEBOOK)."""
+
+    item: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Done:
     """The child ran every cell and evaluated every item."""
 
@@ -197,16 +229,28 @@ def cell_error(index: int, error: str) -> dict:
     return {"cell": index, "error": error[:MAX_ERROR_CHARS]}
 
 
+def flag(item: str, reason: str) -> dict:
+    """An integrity flag on `item` (or NOTEBOOK): what the learner's code did, in a few words."""
+    return {"flag": item, "reason": reason[:MAX_REASON_CHARS]}
+
+
 def done() -> dict:
     return {"done": True}
 
 
 def encode_line(msg: dict) -> bytes:
-    """A message as one JSON line (what the child writes on the result pipe)."""
-    return (_dumps(msg, separators=(",", ":")) + "\n").encode()
+    """A message as one JSON line (what the child writes on the result pipe).
+
+    It starts with a line break too: whatever the learner's code wrote on the pipe without ending its
+    line stays a (dropped) line of its own instead of swallowing this message.
+    """
+    return ("\n" + _dumps(msg, separators=(",", ":")) + "\n").encode()
 
 
-def decode_line(line: bytes, expect: dict[str, int] | None = None) -> ItemReport | CellError | Done | None:
+Message = ItemReport | CellError | Flag | Done
+
+
+def decode_line(line: bytes, expect: dict[str, int] | None = None) -> Message | None:
     """Parse one line from the result pipe; None when it is not a well-formed message.
 
     With `expect` (`outcome_counts` of the assignment) a report on any other item is refused and
@@ -219,14 +263,19 @@ def decode_line(line: bytes, expect: dict[str, int] | None = None) -> ItemReport
     return parse_result(obj, expect)
 
 
-def parse_result(obj: Any, expect: dict[str, int] | None = None) -> ItemReport | CellError | Done | None:
-    """Check a message from the child, field by field; None when it is none of the three kinds."""
+def parse_result(obj: Any, expect: dict[str, int] | None = None) -> Message | None:
+    """Check a message from the child, field by field; None when it is none of the four kinds."""
     if type(obj) is not dict:
         return None
     if obj.get("done") is True:
         return Done()
     if type(obj.get("cell")) is int and type(obj.get("error")) is str:
         return CellError(obj["cell"], encodable(obj["error"][:MAX_ERROR_CHARS]))
+    if type(obj.get("flag")) is str and type(obj.get("reason")) is str:
+        name = obj["flag"]
+        if expect is not None and name not in expect and name != NOTEBOOK:
+            return None
+        return Flag(encodable(name[:MAX_REASON_CHARS]), encodable(obj["reason"][:MAX_REASON_CHARS]))
     if type(obj.get("item")) is str and (expect is None or obj["item"] in expect):
         return _parse_item(obj, None if expect is None else expect[obj["item"]])
     return None

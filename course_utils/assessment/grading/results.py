@@ -8,16 +8,16 @@ import json
 import os
 import re
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .notebook import CodeCells
 from .parent import MAX_RESULT_BYTES, RunResult
-from .protocol import encodable
+from .protocol import NOTEBOOK, encodable
 from .scoring import ItemResult
 
-CSV_HEADER = ("submission", "score", "max_score", "status")
+CSV_HEADER = ("submission", "score", "max_score", "status", "flags")
 RESULT_LIMIT = "result limit"
 MEMORY_LIMIT = "memory limit"
 GRADER_ERROR = "grader error"
@@ -25,6 +25,7 @@ _MAX_CELL_ERRORS_SHOWN = 10
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _CELL_NAME = re.compile(r"<cell (\d+)>")
 _ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_SUMMARY_NAMES = 10
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Graded:
     max_score: float
     status: str
     results: dict
+    flags: dict[str, str] = field(default_factory=dict)  # item (or "notebook") → why it was flagged
 
 
 def status_of(run: RunResult) -> str:
@@ -71,9 +73,13 @@ def graded(submission: str, items: list[ItemResult], run: RunResult, timeout: fl
     notebook counts every cell (markdown too).
     """
     status = status_of(run)
+    flags = flag_reasons(run)
+    items = apply_flags(items, flags)
     score = sum(i.score for i in items)
     max_score = sum(i.max_score for i in items)
     lines = [f"Score: {number(score)} / {number(max_score)}."]
+    if flags:
+        lines.append("Flagged for the instructor's review (a flagged item scores 0): " + flag_text(flags) + ".")
     if status != "ok":
         lines.append(_explain(status, timeout))
     cell_errors = _as_notebook_cells(run.cell_errors, cells)
@@ -97,9 +103,49 @@ def graded(submission: str, items: list[ItemResult], run: RunResult, timeout: fl
         "stdout_visibility": "hidden",
         "extra_data": {"status": status, "submission": shown(submission),
                        "grader_cpu_s": round(run.grader_cpu_s, 3),
-                       "network_isolated": run.exit is not None and run.exit.network_isolated},
+                       "network_isolated": run.exit is not None and run.exit.network_isolated,
+                       "flags": flags},
     }
-    return Graded(submission, score, max_score, status, results)
+    return Graded(submission, score, max_score, status, results, flags)
+
+
+def flag_reasons(run: RunResult) -> dict[str, str]:
+    """Each item the child flagged (or `notebook`) with its reasons in one line."""
+    return {item: "; ".join(reasons) for item, reasons in run.flags.items() if reasons}
+
+
+def apply_flags(items: list[ItemResult], flags: dict[str, str]) -> list[ItemResult]:
+    """Flagged items score 0, with the reason; a flag on the notebook (raised while cells ran) flags every item."""
+    whole = flags.get(NOTEBOOK)
+    out = []
+    for item in items:
+        reasons = [r for r in (flags.get(item.name), whole and f"while the cells ran: {whole}") if r]
+        if not reasons:
+            out.append(item)
+            continue
+        output = (f"⚑ flagged for the instructor's review: {'; '.join(reasons)}. The item scores 0 until "
+                  f"your instructor has read the code. The result itself: {item.output}")
+        out.append(replace(item, score=0.0, output=output))
+    return out
+
+
+def flag_text(flags: dict[str, str]) -> str:
+    """The flags of one submission as one line: `item: reason; item: reason`."""
+    return "; ".join(f"{item}: {reason}" for item, reason in flags.items())
+
+
+def flag_summary(grades: list[Graded]) -> str | None:
+    """The batch summary's line naming the flagged submissions (first flag of each), or None when none is."""
+    flagged = [g for g in grades if g.flags]
+    if not flagged:
+        return None
+    parts = []
+    for g in flagged[:_SUMMARY_NAMES]:
+        (item, reason), more = next(iter(g.flags.items())), len(g.flags) - 1
+        parts.append(f"{shown(g.submission)} ({shown(f'{item}: {reason}')}{f'; +{more} more' if more else ''})")
+    rest = f", and {len(flagged) - _SUMMARY_NAMES} more (see grades.csv)" if len(flagged) > _SUMMARY_NAMES else ""
+    noun = "submission" if len(flagged) == 1 else "submissions"
+    return f"{len(flagged)} {noun} flagged: {', '.join(parts)}{rest}"
 
 
 def unreadable(submission: str, reason: str, items: list[tuple[str, float]]) -> Graded:
@@ -127,7 +173,7 @@ def _zero(submission: str, status: str, items: list[tuple[str, float]], why: str
                    "output": item_output, "visibility": "visible"} for name, p in items],
         "visibility": "visible",
         "stdout_visibility": "hidden",
-        "extra_data": {"status": status, "submission": shown(submission)},
+        "extra_data": {"status": status, "submission": shown(submission), "flags": {}},
     }
     return Graded(submission, 0.0, max_score, status, results)
 
@@ -157,11 +203,13 @@ def write_result(path: Path, grade: Graded) -> None:
 def write_csv(path: Path, grades: list[Graded]) -> None:
     """grades.csv: one row per submission, in the order they were given, every field quoted.
 
-    Names are shown escaped and no field can start a spreadsheet formula.
+    Names and flags are shown escaped and no field can start a spreadsheet formula. `flags` is empty,
+    or `item: reason` for each flagged item (`notebook` when it happened while cells ran), joined by "; ".
     """
     rows = [",".join(CSV_HEADER)]
     for g in grades:
-        rows.append(_csv_row([shown(g.submission), number(g.score), number(g.max_score), g.status]))
+        rows.append(_csv_row([shown(g.submission), number(g.score), number(g.max_score), g.status,
+                              shown(flag_text(g.flags))]))
     _atomic_write(path, "\n".join(rows) + "\n")
 
 
