@@ -13,7 +13,7 @@ import pytest
 
 from course_utils.assessment import assignments
 from course_utils.assessment.checks import evaluate
-from course_utils.assessment.items import AnswerItem, earned_points
+from course_utils.assessment.items import AnswerItem, FunctionItem, earned_points
 
 matplotlib.use("Agg")
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,3 +94,29 @@ def test_untouched_exercise_fails_every_check(key):
             assert "not implemented yet" in fb.message
         assert not fb.passed and fb.message.startswith("❌") and "\n" not in fb.message
         assert item.name not in ns or earned_points(item, ns[item.name]) == 0.0
+
+
+@pytest.mark.parametrize("key", assignments.keys())
+def test_the_public_part_holds_no_key_and_load_attaches_it(key):
+    public, full = assignments.public(key), assignments.load(key)
+    assert not any(item.keyed for item in public.items) and full.keyed and assignments.has_key()
+    assert [i.name for i in public.items] == [i.name for i in full.items]
+    for item in public.items:
+        if isinstance(item, AnswerItem):
+            assert item.expected is None and not item.also_accepted and not item.why_not
+        else:
+            assert not item.hidden and not item.mistakes
+    assert any(isinstance(i, FunctionItem) and i.hidden for i in full.items)
+
+
+def test_a_key_must_fit_its_assignment():
+    from course_utils.assessment.items import AnswerKey, FunctionKey
+
+    public = assignments.public("01")
+    with pytest.raises(ValueError, match="names items it does not define: nonsense"):
+        public.with_key({"nonsense": FunctionKey()})
+    with pytest.raises(ValueError, match="no answer for the answer item 'ANSWER_LOWER_LOSS'"):
+        public.with_key({"ANSWER_SPREAD_RATIO": AnswerKey(expected=0.5)})
+    with pytest.raises(ValueError, match="is an answer, not cases"):
+        public.with_key({"bernoulli_mle": AnswerKey(expected=0.5), "ANSWER_LOWER_LOSS": AnswerKey("B"),
+                         "ANSWER_SPREAD_RATIO": AnswerKey(0.5)})

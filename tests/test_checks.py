@@ -149,3 +149,20 @@ def test_earned_points_needs_the_hidden_cases_too():
     assert earned_points(item, likelihood.bernoulli_log_likelihood) == item.points
     _, answer = find_item("ANSWER_LOWER_LOSS")
     assert earned_points(answer, "B") == 1.0 and earned_points(answer, "A") == 0.0
+
+
+def test_without_the_key_check_records_an_answer_and_runs_the_public_cases(monkeypatch):
+    """As in a student release: every choice gets the same words, a malformed answer is refused."""
+    from course_utils.assessment import assignments
+
+    monkeypatch.setattr(assignments, "load", assignments.public)
+    lines = {c: evaluate("ANSWER_LOWER_LOSS", c) for c in "ABCD"}
+    assert {fb.message.replace(f"'{c}'", "'?'") for c, fb in lines.items()} == {
+        "📝 ANSWER_LOWER_LOSS: recorded: '?'; graded after submission."}
+    assert all(fb.pending and not fb.passed for fb in lines.values())
+    assert evaluate("ANSWER_STEP_ORDER", "EDCBA").pending
+    assert "must use each of A, B, C, D, E once" in evaluate("ANSWER_STEP_ORDER", "ABCDD").message
+    assert "must be a number" in evaluate("ANSWER_SPREAD_RATIO", "half").message
+    from course_utils.likelihood import bernoulli_mle
+
+    assert evaluate("bernoulli_mle", bernoulli_mle).message.endswith("(the graded run also uses hidden cases).")
