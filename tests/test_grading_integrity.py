@@ -73,6 +73,11 @@ READS_SOLUTION_IN_ITEM = PACKAGE_FILE + '''def kl_divergence(p, q):
     import torch
     p, q = torch.as_tensor(p, dtype=torch.float64), torch.as_tensor(q, dtype=torch.float64)
     return float((torch.special.xlogy(p, p) - torch.special.xlogy(p, q)).sum())'''
+RELOADS = '''import importlib
+import course_utils.likelihood as L
+L = importlib.reload(L)  # a fresh module: its functions are not the recorded ones
+def log_likelihood(theta, flips):
+    return L.bernoulli_log_likelihood(theta, flips)'''
 GETSOURCE = '''import inspect
 import course_utils.likelihood
 SOURCE = inspect.getsource(course_utils.likelihood)'''
@@ -119,6 +124,7 @@ SUBMISSIONS = {
     "reads_assignment": submission(after=[READS_ASSIGNMENT]),
     "reads_solution_in_item": submission(after=[READS_SOLUTION_IN_ITEM]),
     "getsource": submission(after=[GETSOURCE]),
+    "reloads": submission(after=[RELOADS]),
     "lesson_use": submission(after=[LESSON_USE]),
     "tracebacks_and_help": submission(after=[TRACEBACKS_AND_HELP]),
     "writes_only": submission(after=[WRITES_ONLY]),
@@ -223,6 +229,10 @@ def test_reading_a_course_module_s_source_is_flagged(batch):
                    set(batch.scores("good")))
 
 
+def test_running_a_course_module_again_is_flagged(batch):
+    assert_flagged(batch, "reloads", {protocol.NOTEBOOK: "reloaded course_utils.likelihood"}, set(batch.scores("good")))
+
+
 def test_grades_csv_has_the_flags_column_every_field_quoted(batch):
     lines = batch.csv_text.splitlines()
     assert lines[0] == "submission,score,max_score,status,flags"
@@ -235,7 +245,7 @@ def test_grades_csv_has_the_flags_column_every_field_quoted(batch):
 def test_the_batch_summary_names_the_flagged_submissions_in_one_line(batch):
     flagged = [line for line in batch.proc.stderr.splitlines() if "flagged:" in line]
     assert len(flagged) == 1, batch.proc.stderr
-    assert flagged[0].startswith("8 submissions flagged: ")
+    assert flagged[0].startswith("9 submissions flagged: ")
     assert f"calls_reference (log_likelihood: {CALLED_LL})" in flagged[0]
     assert "good (" not in flagged[0] and "lesson_use" not in flagged[0]
     assert batch.proc.stderr.splitlines()[-1].startswith(f"graded {len(SUBMISSIONS)} of {len(SUBMISSIONS)} ")

@@ -537,7 +537,7 @@ def record_integrity(items: list[protocol.ItemSpec], paths: CoursePaths) -> None
     flag = _flagger()
     evaluating = _evaluating(Runner._call_all.__code__, _thread.get_ident())
     wrap_references(items, flag, evaluating, paths)
-    _addaudithook(_read_watcher(paths, flag, evaluating))
+    _addaudithook(_read_watcher(paths, flag, evaluating, loaded_course_modules()))
 
 
 def _flagger() -> Callable[[str, str], None]:
@@ -649,15 +649,35 @@ def _recorder(fn: types.FunctionType, name: str, items: frozenset[str], flag: Ca
     return recorded
 
 
-def _read_watcher(paths: CoursePaths, flag: Callable[[str, str], None],
-                  evaluating: Callable[[Any], str | None]) -> Callable[[str, tuple], None]:
-    """An audit hook flagging each read of the course's answers (by anyone) or source (by the learner's code).
+def loaded_course_modules() -> dict[str, str]:
+    """The source file of each course module loaded now → its name (running one again would undo the recorders)."""
+    found = {}
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if (name == "course_utils" or name.startswith("course_utils.")) and type(file) is str:
+            found[file] = name
+    return found
+
+
+def _read_watcher(paths: CoursePaths, flag: Callable[[str, str], None], evaluating: Callable[[Any], str | None],
+                  loaded: dict[str, str]) -> Callable[[str, tuple], None]:
+    """An audit hook flagging each read of the course's answers (by anyone) or source (by the learner's code),
+    and each new run of a course module's code (`importlib.reload`, or an import after removing it from
+    `sys.modules`), which would bring back the references unrecorded.
 
     Opens that only write are ignored; an open the sandbox then denies is still flagged (the audit event
     comes first). The flag names the item being evaluated, or the notebook while cells run.
     """
 
     def watch(event: str, args: tuple) -> None:
+        if event == "exec":
+            try:
+                code = args[0]
+                if type(code) is types.CodeType and code.co_filename in loaded:
+                    flag(evaluating(_getframe(1)) or protocol.NOTEBOOK, f"reloaded {loaded[code.co_filename]}")
+            except Exception:
+                pass
+            return
         if event != "open":
             return
         try:
