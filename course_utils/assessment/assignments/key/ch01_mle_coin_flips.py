@@ -44,7 +44,7 @@ def _normal(n: int, mu: float, sigma: float, seed: int) -> list[float]:
 
 KEY = {
     "log_likelihood": FunctionKey(
-        hidden=(Case(lambda: (0.3, _flips(5000, 0.3, 11))),  # and here
+        hidden=(Case(lambda: (0.3, _flips(5000, 0.3, 11))),  # the product underflows here too
                 Case((1.0, [1, 1, 1])),  # 0 · log 0 counts as 0
                 Case((0.0, [1, 0])),  # a head under θ = 0 is impossible: -inf
                 Case(lambda: (0.62, _flips(40, 0.6, 12)))),
