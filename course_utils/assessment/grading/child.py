@@ -486,9 +486,10 @@ def _brief(exc: BaseException) -> str:
 
 # ---------------------------------------------------------------- integrity flags
 #
-# Two records, made before any cell runs, each sending a flag at once on the result pipe (a flag
-# sent cannot be taken back by later code): calls of an item's reference while that item's cases
-# run, and reads of the course's answers or source. The item being evaluated is read from the
+# Records made before any cell runs, each sending a flag at once on the result pipe (a flag sent
+# cannot be taken back by later code): calls of an item's reference while that item's cases run,
+# reads of the course's answers or source, and new runs of a course module's code (which would
+# bring back an unrecorded reference). The item being evaluated is read from the
 # stack (the frame of `Runner._call_all`), not from a variable the learner's code could reset.
 # Everything here shares the learner's process: it stops the casual copy, not a determined
 # attacker (README, "What it does not protect against").
@@ -533,7 +534,7 @@ def _both(*dirs: str) -> tuple[str, ...]:
 
 
 def record_integrity(items: list[protocol.ItemSpec], paths: CoursePaths) -> None:
-    """Wrap each item's reference and watch every file the process opens, both for the rest of its life."""
+    """Wrap each item's reference, and watch every file the process opens and every module it runs, for life."""
     flag = _flagger()
     evaluating = _evaluating(Runner._call_all.__code__, _thread.get_ident())
     wrap_references(items, flag, evaluating, paths)
