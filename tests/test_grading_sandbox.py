@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from test_grading import FULL, GOOD, POINTS, Graded, assert_handled, notebook
+from test_grading import FULL, GOOD, Graded, assert_handled, notebook
 
 from course_utils.assessment import assignments
 from course_utils.assessment.grading import processes
@@ -220,7 +220,8 @@ for path in {targets!r}:
                     exec("".join(cell["source"]), globals())
                 except BaseException:
                     pass
-ANSWER_SPREAD_RATIO = 0.5 if denied == {len(targets)} else 0.25'''
+ANSWER_SPREAD_RATIO = 0.5 if denied == {len(targets)} else 0.25
+raise RuntimeError(f"denied {{denied}} of {len(targets)}")'''
 
 
 def test_solutions_and_assignment_definitions_cannot_be_read(tmp_path):
@@ -232,9 +233,10 @@ def test_solutions_and_assignment_definitions_cannot_be_read(tmp_path):
     run = Graded(_readable_tmp(tmp_path), {"steals": notebook([_steals([str(solution), str(module), str(tests)])]),
                                            "good": notebook(GOOD)},
                  ["--jobs", "2", "--timeout", "20"])
-    scores = run.scores("steals")
-    assert scores == {**dict.fromkeys(POINTS, 0), "ANSWER_SPREAD_RATIO": 1}, run.results["steals"]["output"]
-    assert_handled(run, "steals", 1)
+    steals = run.results["steals"]
+    assert "denied 3 of 3" in steals["output"], steals["output"]  # every open failed in the sandbox
+    assert steals["score"] == 0 and steals["extra_data"]["flags"], steals  # and the attempt is flagged
+    assert_handled(run, "good", FULL)
 
 
 # ---------------------------------------------------------------- failure 10: network without CAP_SYS_ADMIN
