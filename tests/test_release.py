@@ -247,24 +247,26 @@ def test_check_in_the_release_runs_public_cases_and_records_answers(tree):
     assert number == "📝 ANSWER_SPREAD_RATIO: recorded: 0.5; graded after submission."
 
 
-def _grade(cwd: Path, out: Path, env: dict | None = None) -> dict:
+def _grade(cwd: Path, out: Path, env: dict | None = None) -> tuple[dict, str]:
     proc = subprocess.run([sys.executable, "-m", "course_utils.assessment.grading", "01", str(SOLUTION_01),
                            "--out", str(out), "--jobs", "1"], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return json.loads((out / f"{SOLUTION_01.stem}.json").read_text(encoding="utf-8"))
+    return json.loads((out / f"{SOLUTION_01.stem}.json").read_text(encoding="utf-8")), proc.stderr
 
 
 @pytest.mark.usefixtures("readable_environment")
 def test_the_solution_gets_full_marks_with_the_key_and_the_public_part_without(tree):
     assignment = assignments.load("01")
     assert assignment.keyed
-    with_key = _grade(ROOT, tree.parent / "graded-with-key")
+    with_key, said = _grade(ROOT, tree.parent / "graded-with-key")
+    assert "no instructor key" not in said
     assert with_key["score"] == with_key["max_score"] == assignment.max_score
     assert all(PUBLIC_ONLY not in t["output"] for t in with_key["tests"])
 
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
-    public = _grade(tree, tree.parent / "graded-without-key", env)
+    public, said = _grade(tree, tree.parent / "graded-without-key", env)
+    assert "course-grade: this course tree has no instructor key: public cases only" in said  # said once per batch
     function_points = sum(i.points for i in assignment.items if isinstance(i, FunctionItem))
     assert public["score"] == public["max_score"] == function_points < assignment.max_score
     for test in public["tests"]:

@@ -335,6 +335,9 @@ def grade(assignment: Assignment, files: list[Path], out: Path, jobs: int, timeo
     flagged = results.flag_summary(done)
     if flagged:
         _say(flagged, sys.stderr)
+    if plan.public_only:
+        _say("course-grade: this course tree has no instructor key: public cases only, answer items not graded",
+             sys.stderr)
     missing = len(files) - len(done)
     _say(f"graded {len(done)} of {len(files)} submissions in {time.monotonic() - start:.1f} s; "
          f"results in {results.shown(str(out))}", sys.stderr)
