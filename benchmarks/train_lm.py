@@ -160,17 +160,24 @@ def peak_memory_mb(dev: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
-def throughputs(ref: dict, precision: str, steps: int, rounds: int, vocab: int, tr, va, dev) -> dict:
-    """Median tokens/s at the reference shape and recipe of the plain GPT and of the course loop (in
-    `precision` and in float32), from `rounds` interleaved runs of `steps` steps each, so that all of
-    them meet the same conditions on a machine that other programs share."""
+def throughputs(ref: dict, precision: str, steps: int, rounds: int, vocab: int, tr, va, dev,
+                names: list[str] = ()) -> dict:
+    """Median tokens/s of the plain GPT and of the course loop at the reference shape and recipe (in
+    `precision` and in float32), and of each preset in `names` with its own model and recipe, from
+    `rounds` interleaved runs of `steps` steps each, so that all of them meet the same conditions on
+    a machine that other programs share."""
     recipe = {**ref["train"], "iterations": steps, "eval_every": steps}
-    samples: dict[str, list[float]] = {"plain": [], precision: [], "fp32": []}
+    samples: dict[str, list[float]] = {"plain": [], precision: [], "fp32": [], **{f"preset {n}": [] for n in names}}
     for _ in range(rounds):
         samples["plain"].append(train_plain(tr, va, vocab, recipe, windows=16)["tokens_per_second"])
         for p in dict.fromkeys((precision, "fp32")):
             h = run(ref["model"], {**recipe, "precision": p}, vocab, tr, va, dev, windows=16)[1]
             samples[p].append(h.tokens_per_second)
+        for name in names:
+            own = preset(name)
+            h = run(own["model"], {**own["train"], "iterations": steps, "eval_every": steps}, vocab, tr, va, dev,
+                    windows=16)[1]
+            samples[f"preset {name}"].append(h.tokens_per_second)
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
@@ -234,13 +241,19 @@ def bench_cpu(args, dev) -> dict:
     load_before = os.getloadavg()
     plain = train_plain(tr, va, tok.vocab_size, ref["train"], windows)
     precision = preset(cpu_preset_name())["train"]["precision"]
-    speed = throughputs(ref, precision, throughput_steps, rounds, tok.vocab_size, tr, va, dev)
+    speed = throughputs(ref, precision, throughput_steps, rounds, tok.vocab_size, tr, va, dev, names)
     course_tps, plain_tps = speed[precision], speed["plain"]
 
     target = plain["_best"]
     ref_tokens = plain["steps"] * ref["train"]["batch_size"] * 64
     timed = {name: time_to_target(name, target, plain["_seconds"], ref_tokens, args.quick, tok.vocab_size,
                                   tr, va, dev, windows) for name in names}
+    for name, r in timed.items():
+        # The same ratio from throughputs measured side by side: tokens to target at the preset's
+        # tokens/s against the reference's tokens at the plain GPT's. Less exposed to other programs.
+        r["tokens_per_second_interleaved"] = round(speed[f"preset {name}"])
+        r["time_ratio_from_interleaved_throughput"] = round(
+            r["token_ratio_vs_reference"] * plain_tps / speed[f"preset {name}"], 3)
     memory = peak_memory_mb(dev)
     reference_model = Transformer(TransformerConfig(vocab_size=tok.vocab_size, **ref["model"]))
     default = timed.get(cpu_preset_name())
@@ -268,6 +281,8 @@ def bench_cpu(args, dev) -> dict:
         "reference_plain_gpt": {k: v for k, v in plain.items() if not k.startswith("_")},
         "presets": timed,
         "time_ratios": {name: r["time_ratio_vs_reference"] for name, r in timed.items()},
+        "time_ratios_from_interleaved_throughput": {name: r["time_ratio_from_interleaved_throughput"]
+                                                    for name, r in timed.items()},
         "default": default,
         "time_ratio_default_vs_reference": default["time_ratio_vs_reference"] if default else None,
         "note": "seconds exclude validation (the same fixed windows for every run); the machine's "
