@@ -1,6 +1,8 @@
 """The `course-grade` command: grade submissions in parallel sandboxes, write results and grades.csv.
 
     course-grade ASSIGNMENT SUBMISSION [SUBMISSION ...] --out DIR [--jobs N] [--timeout SECONDS]
+                 [--roster ROSTER.csv] [--feedback md|html]
+    course-grade report DIR
     course-grade --export-gradescope ASSIGNMENT --out DIR
 """
 
@@ -46,11 +48,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("assignment", nargs="?", help="chapter number or name, e.g. 01 or 01_mle_coin_flips")
     p.add_argument("submissions", nargs="*", type=Path,
                    help="notebook files, or directories whose *.ipynb files are all graded")
-    p.add_argument("--out", type=Path, required=True, help="directory for <stem>.json files and grades.csv")
+    p.add_argument("--out", type=Path, default=None, help="directory for <stem>.json files and grades.csv")
     p.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: number of cores)")
     p.add_argument("--timeout", type=float, default=None,
                    help=f"wall-time limit per submission in seconds (default {DEFAULT_TIMEOUT_S:g}, "
                         "or the assignment's own)")
+    p.add_argument("--roster", type=Path, default=None,
+                   help="CSV with columns file,student_id[,email]: adds the ids to grades.csv, writes lms.csv and "
+                        "a `missing` row for each student without a submission")
+    p.add_argument("--feedback", choices=("md", "html"), default=None,
+                   help="also write a feedback file per submission next to its result (<stem>.md or <stem>.html)")
     p.add_argument("--export-gradescope", metavar="ASSIGNMENT", default=None,
                    help="write a Gradescope autograder zip for ASSIGNMENT into --out instead of grading")
     return p
@@ -67,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
+    if args.assignment == REPORT:
+        return _report(args)
+    if args.out is None:
+        raise UsageError("the following arguments are required: --out")
     if args.export_gradescope is not None:
         if args.assignment or args.submissions:
             raise UsageError("--export-gradescope takes no submissions")
@@ -87,6 +98,7 @@ def _main(argv: list[str] | None) -> int:
         raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     files = _submissions(args.submissions)
     out = _writable_dir(args.out)
+    roster = _roster(args.roster)
     jobs = args.jobs or len(os.sched_getaffinity(0))
     from .parent import Pool
 
@@ -99,9 +111,55 @@ def _main(argv: list[str] | None) -> int:
     try:
         assignment = _load(args.assignment)
         timeout = args.timeout or float(assignment.notes.get("grading_timeout_s", DEFAULT_TIMEOUT_S))
-        return grade(assignment, files, out, jobs=jobs, timeout=timeout, pool=pool)
+        return grade(assignment, files, out, jobs=jobs, timeout=timeout, pool=pool, roster=roster,
+                     feedback=args.feedback)
     finally:
         pool.close()
+
+
+REPORT = "report"
+
+
+def _report(args: argparse.Namespace) -> int:
+    """`course-grade report DIR`: the class report of a results folder, written to DIR/report.md and printed."""
+    if len(args.submissions) != 1 or args.roster or args.feedback or args.export_gradescope:
+        raise UsageError("usage: course-grade report DIR (one results directory, no other options)")
+    folder = args.submissions[0]
+    if not folder.is_dir():
+        raise UsageError(f"no such directory: {folder}")
+    from . import report
+
+    try:
+        text = report.write_report(folder)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    _say(text.rstrip("\n"))
+    return EXIT_OK
+
+
+def _roster(path: Path | None) -> list | None:
+    """The roster's students (`results.Student`), or None without --roster."""
+    if path is None:
+        return None
+    from .results import read_roster
+
+    try:
+        return read_roster(path)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _refuse_other_assignment(out: Path, assignment: Assignment) -> None:
+    """A results folder holds one assignment: grading another into it would mix two classes' grades."""
+    from .results import assignment_of, item_names, load_results, shown
+
+    names = {item.name for item in assignment.items}
+    for g in load_results(out):
+        other = assignment_of(g)
+        if other not in (None, assignment.key) or other is None and set(item_names([g])) != names:
+            raise UsageError(f"the output directory {shown(str(out))} holds results of another assignment "
+                             f"({shown(other or 'unknown')}, e.g. {shown(g.submission)}.json); grade "
+                             f"{assignment.key} into its own directory")
 
 
 def _load(key: str) -> Assignment:
@@ -227,12 +285,47 @@ def _say(line: str, stream=None) -> None:
         print(line.encode(encoding, "backslashreplace").decode(encoding), file=stream, flush=True)
 
 
+def _write_feedback(path: Path, grade, failures: list[str]) -> None:
+    """One submission's feedback file; a failure is reported, never fatal to the batch."""
+    from . import feedback, results
+
+    try:
+        feedback.write_feedback(path, grade.results)
+    except Exception as exc:
+        failures.append(f"cannot write {results.shown(path.name)} ({type(exc).__name__}: {results.shown(str(exc))})")
+
+
+def _write_class(out: Path, roster: list | None, failures: list[str]) -> None:
+    """grades.csv from every result in `out` (and, with a roster, roster.csv kept there and lms.csv)."""
+    from . import results
+
+    try:
+        saved = out / results.ROSTER_FILE
+        if roster is not None:
+            results.write_roster(saved, roster)
+        elif saved.is_file():
+            roster = results.read_roster(saved)
+        everyone = results.load_results(out)
+        results.write_csv(out / "grades.csv", everyone, roster)
+        if roster is not None:
+            results.write_lms(out / "lms.csv", everyone, roster)
+            strays = sorted({g.submission for g in everyone} - {s.file for s in roster})
+            if strays:
+                _say(f"course-grade: warning: {len(strays)} submission(s) not in the roster, e.g. "
+                     f"{results.shown(strays[0])}: no student_id in grades.csv, no row in lms.csv", sys.stderr)
+    except Exception as exc:
+        failures.append(f"cannot write grades.csv ({type(exc).__name__}: {results.shown(str(exc))})")
+
+
 def grade(assignment: Assignment, files: list[Path], out: Path, jobs: int, timeout: float,
-          pool: Pool | None = None) -> int:
+          pool: Pool | None = None, roster: list | None = None, feedback: str | None = None) -> int:
     """Grade `files` into `out`; returns 0 when every submission got its result file.
 
     `pool` (a `parent.Pool`) lets several calls share warm fork servers; by default a pool of
-    `jobs` workers is started for this call and stopped at its end.
+    `jobs` workers is started for this call and stopped at its end. grades.csv is rebuilt from every
+    result in `out`, so a regrade of some students keeps the others' rows; `roster` (`results.Student`s,
+    kept in `out` for later regrades) adds ids, `missing` rows and lms.csv; `feedback` (`md` or `html`)
+    writes a feedback file next to each result.
     """
     from . import protocol, results
     from .notebook import UnreadableNotebook, read_notebook
@@ -241,6 +334,7 @@ def grade(assignment: Assignment, files: list[Path], out: Path, jobs: int, timeo
 
     start = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
+    _refuse_other_assignment(out, assignment)
     plan = Plan(assignment)
     child_spec = with_references(plan.child_spec(), assignment)
     expect = protocol.outcome_counts(child_spec)
@@ -265,6 +359,7 @@ def grade(assignment: Assignment, files: list[Path], out: Path, jobs: int, timeo
     def report(index: int, grade: results.Graded) -> None:
         """Write one result; any failure costs this submission only (a `grader error` result)."""
         path = out / f"{names[index]}.json"
+        grade = results.for_assignment(grade, assignment.key)
         try:
             results.write_result(path, grade)
         except Exception as exc:
@@ -275,6 +370,8 @@ def grade(assignment: Assignment, files: list[Path], out: Path, jobs: int, timeo
                 failures.append(f"{results.shown(str(files[index]))}: cannot write its result "
                                 f"({type(again).__name__}: {results.shown(str(again))})")
                 return
+        if feedback is not None:
+            _write_feedback(path.with_suffix(f".{feedback}"), grade, failures)
         with lock:
             grades[index] = grade
             _say(f"{results.shown(grade.submission)}: {results.number(grade.score)}/"
@@ -322,10 +419,7 @@ def grade(assignment: Assignment, files: list[Path], out: Path, jobs: int, timeo
                 if own_pool:
                     pool.close()
     done = [g for g in grades if g is not None]
-    try:
-        results.write_csv(out / "grades.csv", done)
-    except Exception as exc:
-        failures.append(f"cannot write grades.csv ({type(exc).__name__}: {results.shown(str(exc))})")
+    _write_class(out, roster, failures)
     errors = [g for g in done if g.status.startswith(results.GRADER_ERROR)]
     if errors:
         failures.append(f"the grader failed on {len(errors)} submission(s), e.g. {results.shown(errors[0].submission)} "

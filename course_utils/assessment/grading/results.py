@@ -1,4 +1,4 @@
-"""Grading results: one Gradescope-style results.json per submission, and grades.csv for a batch."""
+"""Grading results: one Gradescope-style results.json per submission; grades.csv and lms.csv for the class."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ from .protocol import NOTEBOOK, encodable
 from .scoring import ItemResult
 
 CSV_HEADER = ("submission", "score", "max_score", "status", "flags")
+ROSTER_HEADER = ("student_id", "email")
+LMS_HEADER = ("student_id", "email", "score", "max_score", "status")
+ROSTER_FILE = "roster.csv"
+MISSING = "missing"
 RESULT_LIMIT = "result limit"
 MEMORY_LIMIT = "memory limit"
 GRADER_ERROR = "grader error"
@@ -104,7 +108,8 @@ def graded(submission: str, items: list[ItemResult], run: RunResult, timeout: fl
         "extra_data": {"status": status, "submission": shown(submission),
                        "grader_cpu_s": round(run.grader_cpu_s, 3),
                        "network_isolated": run.exit is not None and run.exit.network_isolated,
-                       "flags": flags},
+                       "flags": flags,
+                       "cell_errors": [[n, err] for n, err in cell_errors[:_MAX_CELL_ERRORS_SHOWN]]},
     }
     return Graded(submission, score, max_score, status, results, flags)
 
@@ -200,22 +205,140 @@ def write_result(path: Path, grade: Graded) -> None:
     _atomic_write(path, json.dumps(_encodable_all(grade.results), indent=2, ensure_ascii=False) + "\n")
 
 
-def write_csv(path: Path, grades: list[Graded]) -> None:
-    """grades.csv: one row per submission, in the order they were given, every field quoted.
+def write_csv(path: Path, grades: list[Graded], roster: list[Student] | None = None) -> None:
+    """grades.csv: one row per submission, in the order given, then one per roster student without one.
 
-    Names and flags are shown escaped and no field can start a spreadsheet formula. `flags` is empty,
+    After `submission,score,max_score,status,flags` come the items' scores (one column per item, in
+    the order the results list them) and, with a roster, `student_id,email`. Every field is quoted,
+    names and flags are shown escaped and no field can start a spreadsheet formula. `flags` is empty,
     or `item: reason` for each flagged item (`notebook` when it happened while cells ran), joined by "; ".
     """
-    rows = [",".join(CSV_HEADER)]
-    for g in grades:
+    items = item_names(grades)
+    students = {s.file: s for s in roster or []}
+    header = [*CSV_HEADER, *items, *(ROSTER_HEADER if roster is not None else ())]
+    rows = [_csv_row(header, quoting=csv.QUOTE_MINIMAL)]
+    for g in [*grades, *missing(grades, roster or [], items)]:
+        scores = item_scores(g)
+        student = [students[g.submission].student_id, students[g.submission].email] \
+            if g.submission in students else ["", ""]
         rows.append(_csv_row([shown(g.submission), number(g.score), number(g.max_score), g.status,
-                              shown(flag_text(g.flags))]))
+                              shown(flag_text(g.flags)), *(scores.get(i, "") for i in items),
+                              *(student if roster is not None else ())]))
     _atomic_write(path, "\n".join(rows) + "\n")
 
 
-def _csv_row(values: list) -> str:
+def write_lms(path: Path, grades: list[Graded], roster: list[Student]) -> None:
+    """lms.csv: `student_id,email,score,max_score,status` per roster student, in the roster's order
+    (a student without a submission scores 0 with status `missing`), ready for a gradebook import."""
+    by_name = {g.submission: g for g in grades}
+    items = item_names(grades)
+    absent = {g.submission: g for g in missing(grades, roster, items)}
+    rows = [",".join(LMS_HEADER)]
+    for s in roster:
+        g = by_name.get(s.file) or absent[s.file]
+        rows.append(_csv_row([s.student_id, s.email, number(g.score), number(g.max_score), g.status]))
+    _atomic_write(path, "\n".join(rows) + "\n")
+
+
+def item_names(grades: list[Graded]) -> list[str]:
+    """Every item named in the results, in the order they first list them."""
+    names: dict[str, None] = {}
+    for g in grades:
+        names.update((t["name"], None) for t in g.results.get("tests", []))
+    return list(names)
+
+
+def item_scores(grade: Graded) -> dict[str, float | int]:
+    """Each item's score in one result."""
+    return {t["name"]: number(t["score"]) for t in grade.results.get("tests", [])}
+
+
+def missing(grades: list[Graded], roster: list[Student], items: list[str]) -> list[Graded]:
+    """A zero with status `missing` for each roster student whose file has no result."""
+    have = {g.submission for g in grades}
+    full = {t["name"]: float(t["max_score"]) for g in grades for t in g.results.get("tests", [])}
+    points = [(name, full.get(name, 0.0)) for name in items]
+    return [_zero(s.file, MISSING, points, "No submission was received.", "❌ no submission.")
+            for s in roster if s.file not in have]
+
+
+@dataclass(frozen=True)
+class Student:
+    """One roster line: the submission's file name (without .ipynb), the student's id and e-mail."""
+
+    file: str
+    student_id: str
+    email: str
+
+
+def read_roster(path: Path) -> list[Student]:
+    """A roster CSV with columns `file` and `student_id` (and optionally `email`); ValueError if it is not one."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+            columns = set(rows[0]) if rows else set()
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"cannot read the roster {path}: {exc}") from None
+    if not {"file", "student_id"} <= columns:
+        raise ValueError(f"the roster {path} needs the columns file and student_id (and optionally email), "
+                         f"found: {', '.join(sorted(c for c in columns if c)) or 'no rows'}")
+    students, seen = [], set()
+    for line, row in enumerate(rows, start=2):
+        name = Path((row["file"] or "").strip()).name.removesuffix(".ipynb")
+        student_id = (row["student_id"] or "").strip()
+        if not name or not student_id:
+            raise ValueError(f"the roster {path}, line {line}: file and student_id must not be empty")
+        if name in seen:
+            raise ValueError(f"the roster {path}, line {line}: the file {shown(name)} is listed twice")
+        seen.add(name)
+        students.append(Student(name, student_id, (row.get("email") or "").strip()))
+    return students
+
+
+def write_roster(path: Path, roster: list[Student]) -> None:
+    """Keep the roster in the results folder, so that a later regrade there uses it too."""
+    rows = [",".join(("file", *ROSTER_HEADER))]
+    rows += [_csv_row([s.file, s.student_id, s.email], quoting=csv.QUOTE_MINIMAL) for s in roster]
+    _atomic_write(path, "\n".join(rows) + "\n")
+
+
+def load_results(folder: Path) -> list[Graded]:
+    """Every result in `folder` (a `<submission>.json` with `tests` and `extra_data`), sorted by name."""
+    grades = []
+    for path in sorted(folder.glob("*.json")):
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not _is_result(data):
+            continue
+        extra = data["extra_data"]
+        grades.append(Graded(path.stem, float(data.get("score", 0)), float(data.get("max_score", 0)),
+                             str(extra.get("status", "")), data, dict(extra.get("flags") or {})))
+    return grades
+
+
+def _is_result(data: Any) -> bool:
+    return (isinstance(data, dict) and isinstance(data.get("tests"), list)
+            and isinstance(data.get("extra_data"), dict))
+
+
+def assignment_of(grade: Graded) -> str | None:
+    """The assignment a result was graded for (None for a result that does not say)."""
+    return grade.results.get("extra_data", {}).get("assignment")
+
+
+def for_assignment(grade: Graded, key: str) -> Graded:
+    """`grade` with its assignment recorded in `extra_data`, so a folder never mixes two assignments."""
+    results = {**grade.results, "extra_data": {**grade.results.get("extra_data", {}), "assignment": key}}
+    return replace(grade, results=results)
+
+
+def _csv_row(values: list, quoting: int = csv.QUOTE_ALL) -> str:
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="", quoting=csv.QUOTE_ALL).writerow([_not_a_formula(v) for v in values])
+    csv.writer(buf, lineterminator="", quoting=quoting).writerow([_not_a_formula(v) for v in values])
     return buf.getvalue()
 
 
