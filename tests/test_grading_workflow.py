@@ -38,7 +38,7 @@ def rows(path: Path) -> list[dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory) -> dict:
-    """Three submissions graded with a roster and HTML feedback; bob regraded alone; the class report."""
+    """Three submissions graded with a roster and HTML feedback; two of them regraded; the class report."""
     tmp = tmp_path_factory.mktemp("workflow")
     batch = tmp / "batch"
     batch.mkdir()
@@ -56,7 +56,7 @@ def graded(tmp_path_factory) -> dict:
     first = course_grade("01", batch, "--out", out, "--roster", roster, "--feedback", "html", "--jobs", "2")
     before = {r["submission"]: r for r in rows(out / "grades.csv")}
     results_before = {p.stem: p.read_bytes() for p in out.glob("*.json")}
-    regrade = course_grade("01", batch / "bob.ipynb", "--out", out, "--feedback", "md")
+    regrade = course_grade("01", batch / "bob.ipynb", batch / f"{EVIL}.ipynb", "--out", out, "--feedback", "md")
     report = course_grade("report", out)
     return {"tmp": tmp, "out": out, "first": first, "before": before, "results_before": results_before,
             "regrade": regrade, "report": report, "solution": solution}
@@ -95,14 +95,15 @@ def test_roster_student_without_a_submission_is_missing(graded):
         ("s1", 13, "ok"), ("s2", 0, "ok"), ("s3", 0, "missing"), ("s4", 11, "ok")]
 
 
-def test_regrade_of_one_student_keeps_the_class(graded):
+def test_regrade_of_some_students_keeps_the_class(graded):
     assert graded["regrade"].returncode == 0, graded["regrade"].stderr
     after = {r["submission"]: r for r in rows(graded["out"] / "grades.csv")}
-    assert after == graded["before"]  # bob's row rebuilt, the others kept, the saved roster still applied
+    assert after == graded["before"]  # their rows rebuilt, the others kept, the saved roster still applied
     now = {p.stem: p.read_bytes() for p in graded["out"].glob("*.json")}
     assert now["alice"] == graded["results_before"]["alice"]
     assert now["bob"] != graded["results_before"]["bob"]  # graded again (its execution time differs)
-    assert [line for line in graded["regrade"].stdout.splitlines() if ":" in line] == ["bob: 0/13 ok"]
+    graded_now = sorted(line for line in graded["regrade"].stdout.splitlines() if ": " in line)
+    assert graded_now == ["bob: 0/13 ok", f"{EVIL}: 11/13 ok"]
 
 
 def test_html_feedback_shows_items_and_cells_and_escapes_student_text(graded):
@@ -130,6 +131,14 @@ def test_markdown_feedback_for_the_regraded_student(graded):
     for n, error in result["extra_data"]["cell_errors"]:
         assert f"Cell {n}:\n\n```text\n{error}\n```" in text
     assert result["extra_data"]["cell_errors"]
+
+
+def test_markdown_feedback_lets_no_student_markup_through(graded):
+    text = (graded["out"] / f"{EVIL}.md").read_text(encoding="utf-8")
+    assert text.startswith("# Feedback: x&lt;b&gt;y\n")
+    outside, inside = text.split("```text\n")
+    assert "<" not in outside and "&lt;img src=x onerror=alert(1)&gt;" in outside  # in bernoulli_mle's feedback
+    assert INJECTED in inside.split("\n```")[0]  # a code block shows it as text
 
 
 def test_class_report(graded):
