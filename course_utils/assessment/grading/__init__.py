@@ -7,7 +7,10 @@
     protocol    the messages between those three, built and parsed in one place
     processes   Linux process helpers: kill a group or a uid, read /proc
     scoring     trusted: the expected values and each item's verdict (`verdict.item_verdict`)
-    results     results.json and grades.csv; notebook: lenient reading; gradescope: export
+    results     results.json, grades.csv (rebuilt from every result in the folder), the roster and lms.csv
+    feedback    one Markdown or HTML feedback file per student
+    report      the class report: per-item means, common failures, a score histogram
+    notebook    lenient reading of a submission; gradescope: the autograder zip
 
 Kept free of imports so that the fork server, which loads `forkserver` and `child` from this
 package, loads nothing else from the grader.
