@@ -58,6 +58,8 @@ class FunctionItem:
     `mistakes` lists the wrong implementations the item must reject (every one fails a public case).
     `non_finite_hint` names the pitfall behind a result that is NaN or infinite (or a math error)
     where the reference is finite; it replaces `hint` when that is how a case fails.
+    With `partial`, each graded case earns an equal share of `points`; by default an item is
+    all-or-nothing (its points only when every case passes).
     """
 
     name: str
@@ -71,6 +73,7 @@ class FunctionItem:
     mistakes: tuple[Mistake, ...] = ()
     non_finite_hint: str = ""
     keyed: bool = False  # whether the instructor key (hidden cases, mistakes) is attached
+    partial: bool = False  # points per case instead of all-or-nothing
 
     def cases(self, hidden: bool) -> tuple[Case, ...]:
         return self.public + self.hidden if hidden else self.public

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .items import (
@@ -56,13 +56,20 @@ class Verdict:
     """Whether an item passed, the sentence that says so or says why not, and a hint when it failed.
 
     A pending verdict (an answer recorded where there is no key to judge it) has not passed, and is
-    marked 📝 rather than ❌.
+    marked 📝 rather than ❌. `credit` is the share of the points earned by an item with partial
+    credit (None for an all-or-nothing item: everything when it passed, else nothing).
     """
 
     passed: bool
     reason: str
     hint: str = ""
     pending: bool = False
+    credit: float | None = None
+
+    def earned(self, points: float) -> float:
+        """The points this verdict earns out of an item's `points`."""
+        share = self.credit if self.credit is not None else float(self.passed)
+        return float(points) * share
 
     def line(self, name: str | None = None) -> str:
         """One line of feedback: `✅ name: reason.`, `📝 name: reason.` or `❌ name: reason. Hint: …`."""
@@ -110,18 +117,35 @@ def case_failure(item: FunctionItem, case: ExpectedCase, got: Outcome) -> str | 
 
 def _function_verdict(item: FunctionItem, cases: Sequence[ExpectedCase], outcomes: Iterable[Outcome],
                       timed_out: bool) -> Verdict:
+    """All-or-nothing: stop at the first failure. Partial credit: run every case, the first failure explains."""
     outcomes = iter(outcomes)
+    failure, passed = None, 0
     for case in cases:
         got = next(outcomes, None)
         if got is None:
             why = "took too long" if timed_out else "produced no result"
-            return Verdict(False, f"{case.where(item)}: {why} (each item's cases share a time limit)")
+            failure = failure or Verdict(False, f"{case.where(item)}: {why} (each item's cases share a time limit)")
+            break
         reason = case_failure(item, case, got)
         if reason == _NOT_IMPLEMENTED:
             return not_implemented()
-        if reason:
-            return Verdict(False, reason, _failure_hint(item, case, got))
-    return Verdict(True, _all_pass(item, cases))
+        if not reason:
+            passed += 1
+            continue
+        failure = failure or Verdict(False, reason, _failure_hint(item, case, got))
+        if not item.partial:
+            break
+    if failure is None:
+        return Verdict(True, _all_pass(item, cases), credit=1.0 if item.partial else None)
+    if not item.partial:
+        return failure
+    return replace(failure, reason=f"{failure.reason}; {_count(passed, cases)} pass", credit=passed / len(cases))
+
+
+def _count(passed: int, cases: Sequence[ExpectedCase]) -> str:
+    """`3 of 5 cases` (or `public cases` when none of them is hidden)."""
+    kind = "cases" if any(c.hidden for c in cases) else "public cases"
+    return f"{passed} of {len(cases)} {kind}"
 
 
 def _failure_hint(item: FunctionItem, case: ExpectedCase, got: Outcome) -> str:
@@ -239,8 +263,8 @@ def failing_cases(item: FunctionItem, fn: Callable, hidden: bool = True) -> list
 
 
 def earned_points(item: Item, value: Any) -> float:
-    """The item's points if `value` passes every public and hidden case (or is the right answer), else 0."""
-    return float(item.points) if value_verdict(item, value, hidden=True).passed else 0.0
+    """The points `value` earns on every public and hidden case: all or nothing, or per case with partial credit."""
+    return value_verdict(item, value, hidden=True).earned(item.points)
 
 
 # ---------------------------------------------------------------- helpers

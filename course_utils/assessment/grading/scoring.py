@@ -3,11 +3,16 @@
 With the instructor key every case counts and answers are judged. Without it (a student release) a
 function item is graded on its public cases only and an answer item is recorded, worth 0 of 0 points;
 each item's feedback says so.
+
+With `hidden_apart` (the Gradescope autograder) an item whose grade depends on the key also gets a
+public part first: its public cases' verdict (or the answer's form), worth 0 of 0 points, which
+Gradescope shows at once while the item's graded result waits for the due date.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 
 from ..items import AnswerItem, Assignment, FunctionItem, Item
 from ..verdict import (
@@ -36,14 +41,18 @@ class ItemResult:
 
 PUBLIC_ONLY = "(Public cases only: this course tree has no instructor key.)"
 NOT_GRADED = "(Not graded: this course tree has no instructor key.)"
+HIDDEN_APART_ENV = "COURSE_GRADE_HIDDEN_APART"  # "1": each keyed item also gets its public part
+PUBLIC_PART = " (public cases)"  # the name of an item's public part is the item's name with this
+GRADED_LATER_NOTE = "(The graded result is shown later.)"
 
 
 class Plan:
     """An assignment ready to grade: the cases' arguments and their expected outcomes."""
 
-    def __init__(self, assignment: Assignment):
+    def __init__(self, assignment: Assignment, hidden_apart: bool | None = None):
         self.assignment = assignment
         self.public_only = not assignment.keyed  # graded without the instructor key
+        self.hidden_apart = os.environ.get(HIDDEN_APART_ENV) == "1" if hidden_apart is None else hidden_apart
         self.cases: dict[str, list[ExpectedCase]] = {
             item.name: expected_cases(item, hidden=True)
             for item in assignment.items if isinstance(item, FunctionItem)}
@@ -56,16 +65,30 @@ class Plan:
 
     def score(self, reports: dict[str, protocol.ItemReport]) -> list[ItemResult]:
         """Score every item from the last report the child sent about it (missing: no result)."""
-        return [self._score_item(item, reports.get(item.name)) for item in self.assignment.items]
+        results = []
+        for item in self.assignment.items:
+            if self.hidden_apart and has_hidden_part(item):
+                results.append(self._public_part(item, reports.get(item.name)))
+            results.append(self._score_item(item, reports.get(item.name)))
+        return results
+
+    def _public_part(self, item: Item, report: protocol.ItemReport | None) -> ItemResult:
+        """What the item's public cases (or an answer's form) say, worth 0 of 0: the key is not used."""
+        public = replace(item, keyed=False)
+        verdict = self.verdict(public, report)
+        if isinstance(item, FunctionItem) and report is not None and report.state not in _NO_OUTCOMES:
+            cases = [c for c in self.cases[item.name] if not c.hidden]
+            verdict = item_verdict(public, cases, report.outcomes[:len(cases)], report.state == protocol.TIMEOUT)
+        return ItemResult(item.name + PUBLIC_PART, 0.0, 0.0, f"{verdict.line()} {GRADED_LATER_NOTE}")
 
     def _score_item(self, item: Item, report: protocol.ItemReport | None) -> ItemResult:
         verdict = self.verdict(item, report)
         points = float(item.points)
         if item.keyed:
-            return ItemResult(item.name, points if verdict.passed else 0.0, points, verdict.line())
+            return ItemResult(item.name, verdict.earned(points), points, verdict.line())
         if isinstance(item, AnswerItem):
             return ItemResult(item.name, 0.0, 0.0, f"{verdict.line()} {NOT_GRADED}")
-        return ItemResult(item.name, points if verdict.passed else 0.0, points, f"{verdict.line()} {PUBLIC_ONLY}")
+        return ItemResult(item.name, verdict.earned(points), points, f"{verdict.line()} {PUBLIC_ONLY}")
 
     def verdict(self, item: Item, report: protocol.ItemReport | None) -> Verdict:
         """The item's verdict from the child's report, already checked by `protocol.parse_result`."""
@@ -81,3 +104,11 @@ class Plan:
         if timed_out and isinstance(item, AnswerItem):
             return answer_timeout()
         return item_verdict(item, self.cases.get(item.name, ()), report.outcomes, timed_out)
+
+
+_NO_OUTCOMES = (protocol.MISSING, protocol.NOT_CALLABLE, protocol.INVALID)
+
+
+def has_hidden_part(item: Item) -> bool:
+    """Whether the item's graded result uses what the key hides: hidden cases, or an answer judged on the key."""
+    return item.keyed and (isinstance(item, AnswerItem) or bool(item.hidden))
