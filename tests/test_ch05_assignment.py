@@ -34,7 +34,8 @@ def test_the_assignment_has_the_seed_quiz_items_and_three_implementations():
     names = [item.name for item in A.items]
     for quiz in ("ANSWER_STEP_ORDER", "ANSWER_PARALLEL_TRAINING", "ANSWER_FALLING_LOSS", "ANSWER_LONG_INPUTS"):
         assert quiz in names
-    for impl in ("causal_mask", "causal_attention", "next_token_loss", "training_steps"):
+    for impl in ("causal_mask", "causal_attention", "next_token_loss", "training_steps", "lr_schedule",
+                 "clip_gradients"):
         assert impl in names
     assert len(names) >= 6
 
@@ -66,3 +67,38 @@ def test_a_correct_loop_with_zeroing_first_passes():
 def test_wrong_quiz_answers_fail_and_right_ones_pass(name, wrong):
     assert not evaluate(name, wrong).passed
     assert evaluate(name, A.item(name).expected).passed
+
+
+def test_the_schedule_is_the_training_loops_schedule():
+    from course_utils.train import TrainConfig, learning_rate
+
+    schedule = A.item("lr_schedule").reference
+    for warmup, iterations in ((0, 30), (1, 30), (7, 40), (25, 25)):
+        config = TrainConfig(iterations=iterations, lr=3e-3, min_lr=3e-4, warmup=warmup)
+        for step in range(iterations + 5):
+            assert schedule(step, 3e-3, 3e-4, warmup, iterations) == learning_rate(step, config)
+    assert schedule(6, 3e-3, 3e-4, 7, 40) == pytest.approx(3e-3, rel=1e-12)  # the peak ends the warm-up
+    assert schedule(39, 3e-3, 3e-4, 7, 40) > 3e-4 and schedule(40, 3e-3, 3e-4, 7, 40) == pytest.approx(3e-4)
+
+
+def test_clipping_by_hand_with_or_without_a_small_epsilon_passes():
+    def by_hand(grads, max_norm, eps):
+        norm = torch.sqrt(sum((g * g).sum() for g in grads))
+        factor = torch.clamp(max_norm / (norm + eps), max=1.0)
+        return [g * factor for g in grads], norm
+
+    assert _failures("clip_gradients", lambda g, m: by_hand(g, m, 1e-6)) == []
+    assert _failures("clip_gradients", lambda g, m: by_hand(g, m, 0.0)) == []
+
+
+def test_clipping_keeps_the_direction_and_caps_the_norm():
+    clip = A.item("clip_gradients").reference
+    grads = [torch.tensor([3.0, 0.0], dtype=torch.float64), torch.tensor([[0.0, 4.0]], dtype=torch.float64)]
+    clipped, norm = clip(grads, 1.0)
+    assert norm == pytest.approx(5.0)
+    assert torch.allclose(clipped[0], torch.tensor([0.6, 0.0], dtype=torch.float64), atol=1e-6)
+    assert torch.allclose(clipped[1], torch.tensor([[0.0, 0.8]], dtype=torch.float64), atol=1e-6)
+    same, small = clip(grads, 10.0)
+    assert small == pytest.approx(5.0) and all(torch.equal(a, b) for a, b in zip(same, grads, strict=True))
+    with pytest.raises(ValueError, match="max_norm"):
+        clip(grads, 0.0)

@@ -1,4 +1,4 @@
-"""Chapter 05 assignment: training a Transformer language model (causal mask, next-token loss, one step)."""
+"""Chapter 05 assignment: training a Transformer language model (attention, the block, the loss, the recipe)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from ...models import Transformer, TransformerConfig
-from ...validate import positive_int
+from ...train import TrainConfig, learning_rate
+from ...validate import int_at_least, positive_float, positive_int
 from ..items import ORDER, AnswerItem, Assignment, Case, FunctionItem
 from . import chapter_attribute
 
@@ -41,6 +42,22 @@ def training_steps(model: torch.nn.Module, batches: list, lr: float) -> list[flo
     return losses
 
 
+def lr_schedule(step: int, lr: float, min_lr: float, warmup: int, iterations: int) -> float:
+    """The learning rate at 0-based `step`: linear warm-up to `lr` over `warmup` steps, then cosine to `min_lr`."""
+    step = int_at_least(step, "step", 0)
+    return learning_rate(step, TrainConfig(iterations=iterations, lr=lr, min_lr=min_lr, warmup=warmup))
+
+
+def clip_gradients(grads: list[torch.Tensor], max_norm: float) -> tuple[list[torch.Tensor], float]:
+    """The gradients scaled together so that their global L2 norm is at most `max_norm`, and that norm before."""
+    max_norm = positive_float(max_norm, "max_norm")
+    holders = [torch.nn.Parameter(torch.zeros_like(g)) for g in grads]
+    for holder, g in zip(holders, grads, strict=True):
+        holder.grad = g.detach().clone()
+    norm = torch.nn.utils.clip_grad_norm_(holders, max_norm)
+    return [h.grad for h in holders], float(norm)
+
+
 # ---------------------------------------------------------------- fixed cases
 
 def _qkv(shape: tuple[int, ...], seed: int, scale: float = 1.0) -> tuple[torch.Tensor, ...]:
@@ -63,6 +80,19 @@ def _model_and_batches(seed: int, n_batches: int, lr: float, layers: int = 1) ->
         w = torch.randint(7, (3, 9), generator=g)
         batches.append((w[:, :-1], w[:, 1:]))
     return model, batches, lr
+
+
+def _schedule(step: int, iterations: int = 100, warmup: int = 10) -> tuple:
+    """A step of a schedule from 1e-3 down to 1e-4."""
+    return step, 1e-3, 1e-4, warmup, iterations
+
+
+def _grads(shapes: tuple[tuple[int, ...], ...], seed: int, scale: float) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return [scale * torch.randn(shape, generator=g, dtype=torch.float64) for shape in shapes]
+
+
+_SHAPES = ((3, 4), (4,), (2, 2, 3))
 
 
 PUBLIC = Assignment(
@@ -114,6 +144,24 @@ PUBLIC = Assignment(
             name="ANSWER_LONG_INPUTS", points=1, choices=("A", "B", "C", "D"),
             hint="count the pairs of tokens self-attention compares, and the steps a recurrent model "
                  "needs to carry information from the first token to the last.",
+        ),
+        FunctionItem(
+            name="lr_schedule", points=1, reference=lr_schedule,
+            # the first warm-up step, the peak, the middle of the cosine, its end and a step past it
+            public=tuple(Case(_schedule(step)) for step in (0, 9, 10, 55, 100, 150)),
+            rtol=1e-9, atol=1e-15,
+            hint="warm-up: lr·(step + 1)/warmup while step < warmup, so step warmup − 1 is the peak; after it "
+                 "progress = (step − warmup)/(iterations − warmup), capped at 1, and "
+                 "min_lr + ½(lr − min_lr)(1 + cos(π·progress)).",
+        ),
+        FunctionItem(
+            name="clip_gradients", points=2, reference=clip_gradients,
+            public=(Case(lambda: (_grads(_SHAPES, 71, 1.0), 1.0)),  # norm about 6.5: scaled down
+                    Case(lambda: (_grads(_SHAPES, 72, 0.1), 1.0))),  # norm about 0.66: left alone
+            rtol=1e-5, atol=1e-9,
+            hint="one norm for all the gradients together: √(Σ over every tensor of Σ g²). When it is above "
+                 "max_norm, multiply every tensor by max_norm / norm; otherwise leave them as they are. "
+                 "Return the list and the norm measured before clipping.",
         ),
     ),
     notes={"lesson": "notebooks/05_transformer_training.ipynb"},

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ...items import AnswerKey, Case, FunctionKey, Mistake
-from ..ch05_transformer_training import _logits_tokens, _model_and_batches, _qkv
+from ..ch05_transformer_training import _SHAPES, _grads, _logits_tokens, _model_and_batches, _qkv, _schedule
 
 
 def _attention(q, k, v, mask_fn=torch.tril, scale=True) -> torch.Tensor:
@@ -41,6 +41,31 @@ def _loop(model, batches, lr, order: str) -> list[float]:
                 loss = model.loss(x, y)
         out.append(loss.item())
     return out
+
+
+def _lr(step, lr, min_lr, warmup, iterations, first=1, cosine_from=None, floor=None, cap=True) -> float:
+    """The schedule with one thing changed: the warm-up's first factor, where the cosine starts, its floor, the cap."""
+    floor = min_lr if floor is None else floor
+    if step < warmup:
+        return lr * (step + first) / warmup
+    start = warmup if cosine_from is None else cosine_from
+    progress = (step - start) / max(1, iterations - start)
+    progress = min(1.0, progress) if cap else progress
+    return floor + 0.5 * (lr - floor) * (1.0 + math.cos(math.pi * progress))
+
+
+def _clip(grads, max_norm, per_tensor=False, clamp=False, scale_up=False, norm_after=False) -> tuple:
+    """Clipping with one thing changed: tensor by tensor, element by element, always rescaled, the norm reported."""
+    if clamp:
+        clipped = [g.clamp(-max_norm, max_norm) for g in grads]
+        return clipped, float(torch.sqrt(sum((g * g).sum() for g in grads)))
+    if per_tensor:
+        clipped = [g * min(1.0, max_norm / float(g.norm())) for g in grads]
+        return clipped, float(torch.sqrt(sum((g * g).sum() for g in grads)))
+    norm = float(torch.sqrt(sum((g * g).sum() for g in grads)))
+    factor = max_norm / norm if scale_up else min(1.0, max_norm / norm)
+    clipped = [g * factor for g in grads]
+    return clipped, (min(norm, max_norm) if norm_after else norm)
 
 
 KEY = {
@@ -115,5 +140,32 @@ KEY = {
                  ("C", "self-attention compares every pair of tokens: its cost grows with the square of the "
                        "length."),
                  ("D", "their costs differ: linear in the length for recurrence, quadratic for attention.")),
+    ),
+    "lr_schedule": FunctionKey(
+        hidden=(Case(_schedule(0, iterations=50, warmup=0)),  # no warm-up: the cosine starts at the peak
+                Case(_schedule(0, iterations=50, warmup=1)),  # a one-step warm-up is the peak at once
+                Case(_schedule(3, iterations=20, warmup=5)),
+                Case(_schedule(17, iterations=20, warmup=5)),
+                Case(_schedule(7, iterations=8, warmup=8)),  # the whole run is warm-up
+                Case((1234, 6e-4, 6e-5, 200, 5000))),
+        mistakes=(
+            Mistake("the warm-up starts at 0 (off by one)", lambda *a: _lr(*a, first=0)),
+            Mistake("the cosine counted from step 0, not from the end of the warm-up",
+                    lambda *a: _lr(*a, cosine_from=0)),
+            Mistake("decays to 0 instead of min_lr", lambda *a: _lr(*a, floor=0.0)),
+            Mistake("the cosine rises again after the last step", lambda *a: _lr(*a, cap=False)),
+        ),
+    ),
+    "clip_gradients": FunctionKey(
+        hidden=(Case(lambda: (_grads(((5,),), 73, 2.0), 0.5)),  # one tensor
+                Case(lambda: (_grads(((8, 8), (8,), (8, 32), (32,)), 74, 0.05), 0.25)),
+                Case(lambda: (_grads(_SHAPES, 75, 1e3), 1.0)),  # a gradient spike
+                Case(lambda: (_grads(_SHAPES, 76, 0.2), 10.0))),
+        mistakes=(
+            Mistake("each tensor clipped on its own", lambda g, m: _clip(g, m, per_tensor=True)),
+            Mistake("each element clamped to ±max_norm", lambda g, m: _clip(g, m, clamp=True)),
+            Mistake("small gradients scaled up to max_norm", lambda g, m: _clip(g, m, scale_up=True)),
+            Mistake("reports the norm after clipping", lambda g, m: _clip(g, m, norm_after=True)),
+        ),
     ),
 }
