@@ -102,3 +102,18 @@ def test_clipping_keeps_the_direction_and_caps_the_norm():
     assert small == pytest.approx(5.0) and all(torch.equal(a, b) for a, b in zip(same, grads, strict=True))
     with pytest.raises(ValueError, match="max_norm"):
         clip(grads, 0.0)
+
+
+def test_the_block_reference_is_the_models_block_and_a_hand_written_block_passes():
+    from course_utils.assessment.assignments.key.ch05_transformer_training import _block
+    from course_utils.models import Transformer, TransformerConfig
+
+    shape = TransformerConfig(vocab_size=5, context=7, n_layers=2, n_heads=4, d_model=16)
+    block = Transformer(shape, seed=3).blocks[1].double()
+    x = torch.randn(2, 7, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    params = {**block.state_dict(), "n_heads": 4}
+    with torch.no_grad():
+        expected = block(x)
+    assert torch.allclose(A.item("prenorm_block").reference(x, params), expected, rtol=1e-12, atol=1e-12)
+    assert torch.allclose(_block(x, params), expected, rtol=1e-10, atol=1e-12)
+    assert _failures("prenorm_block", _block) == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ...models import Transformer, TransformerConfig
+from ...models import Block, Transformer, TransformerConfig
 from ...train import TrainConfig, learning_rate
 from ...validate import int_at_least, positive_float, positive_int
 from ..items import ORDER, AnswerItem, Assignment, Case, FunctionItem
@@ -58,6 +58,20 @@ def clip_gradients(grads: list[torch.Tensor], max_norm: float) -> tuple[list[tor
     return [h.grad for h in holders], float(norm)
 
 
+def prenorm_block(x: torch.Tensor, params: dict) -> torch.Tensor:
+    """`models.Block` with the weights in `params` (its state-dict names and "n_heads") applied to x (B, T, d)."""
+    if x.ndim != 3:
+        raise ValueError(f"x must have shape (batch, time, d_model), got {tuple(x.shape)}")
+    weights = {name: w for name, w in params.items() if name != "n_heads"}
+    config = TransformerConfig(vocab_size=1, context=x.shape[1], n_layers=1, n_heads=params["n_heads"],
+                               d_model=x.shape[2], d_ff=weights["ff.fc.weight"].shape[0])
+    with torch.random.fork_rng(devices=[]):  # building layers draws from the global generator
+        block = Block(config).to(x.dtype)
+    block.load_state_dict(weights)
+    with torch.no_grad():
+        return block.eval()(x)
+
+
 # ---------------------------------------------------------------- fixed cases
 
 def _qkv(shape: tuple[int, ...], seed: int, scale: float = 1.0) -> tuple[torch.Tensor, ...]:
@@ -93,6 +107,26 @@ def _grads(shapes: tuple[tuple[int, ...], ...], seed: int, scale: float) -> list
 
 
 _SHAPES = ((3, 4), (4,), (2, 2, 3))
+
+
+def _block_case(b: int, t: int, d: int, heads: int, seed: int, ff: int | None = None) -> tuple:
+    """An input (b, t, d) and a block's weights drawn at a scale where every part of the block matters."""
+    g = torch.Generator().manual_seed(seed)
+
+    def draw(*shape: int, scale: float, mean: float = 0.0) -> torch.Tensor:
+        return mean + scale * torch.randn(shape, generator=g, dtype=torch.float64)
+
+    ff = ff or 4 * d
+    params = {
+        "norm1.weight": draw(d, scale=0.2, mean=1.0), "norm1.bias": draw(d, scale=0.2),
+        "attn.qkv.weight": draw(3 * d, d, scale=1.5 / d**0.5), "attn.qkv.bias": draw(3 * d, scale=0.2),
+        "attn.proj.weight": draw(d, d, scale=1 / d**0.5), "attn.proj.bias": draw(d, scale=0.2),
+        "norm2.weight": draw(d, scale=0.2, mean=1.0), "norm2.bias": draw(d, scale=0.2),
+        "ff.fc.weight": draw(ff, d, scale=1 / d**0.5), "ff.fc.bias": draw(ff, scale=0.2),
+        "ff.proj.weight": draw(d, ff, scale=1 / ff**0.5), "ff.proj.bias": draw(d, scale=0.2),
+        "n_heads": heads,
+    }
+    return draw(b, t, d, scale=1.0, mean=0.5), params
 
 
 PUBLIC = Assignment(
@@ -162,6 +196,14 @@ PUBLIC = Assignment(
             hint="one norm for all the gradients together: √(Σ over every tensor of Σ g²). When it is above "
                  "max_norm, multiply every tensor by max_norm / norm; otherwise leave them as they are. "
                  "Return the list and the norm measured before clipping.",
+        ),
+        FunctionItem(
+            name="prenorm_block", points=2, reference=prenorm_block,
+            public=(Case(lambda: _block_case(2, 5, 8, 2, 81)), Case(lambda: _block_case(1, 6, 12, 3, 82, ff=20))),
+            rtol=1e-6, atol=1e-9,
+            hint="h = x + attention(LayerNorm₁(x)), then h + MLP(LayerNorm₂(h)); a linear layer is u @ Wᵀ + b; "
+                 "split q, k, v from the qkv output, then each into n_heads heads of width d/n_heads; scores "
+                 "scaled by 1/√(d/n_heads), the future masked out; LayerNorm with eps = 1e-5; exact GELU.",
         ),
     ),
     notes={"lesson": "notebooks/05_transformer_training.ipynb"},

@@ -8,7 +8,15 @@ import torch
 import torch.nn.functional as F
 
 from ...items import AnswerKey, Case, FunctionKey, Mistake
-from ..ch05_transformer_training import _SHAPES, _grads, _logits_tokens, _model_and_batches, _qkv, _schedule
+from ..ch05_transformer_training import (
+    _SHAPES,
+    _block_case,
+    _grads,
+    _logits_tokens,
+    _model_and_batches,
+    _qkv,
+    _schedule,
+)
 
 
 def _attention(q, k, v, mask_fn=torch.tril, scale=True) -> torch.Tensor:
@@ -66,6 +74,30 @@ def _clip(grads, max_norm, per_tensor=False, clamp=False, scale_up=False, norm_a
     factor = max_norm / norm if scale_up else min(1.0, max_norm / norm)
     clipped = [g * factor for g in grads]
     return clipped, (min(norm, max_norm) if norm_after else norm)
+
+
+def _block(x, p, post_norm=False, residual=True, scale=True, causal=True, heads=True) -> torch.Tensor:
+    """A Transformer block with one thing changed: norms after the sums, no residual, no scale, no mask, one head."""
+    b, t, d = x.shape
+    n = p["n_heads"] if heads else 1
+
+    def norm(u, i):
+        return F.layer_norm(u, (d,), p[f"norm{i}.weight"], p[f"norm{i}.bias"], 1e-5)
+
+    def attend(u):
+        q, k, v = (u @ p["attn.qkv.weight"].T + p["attn.qkv.bias"]).view(b, t, 3, n, d // n).permute(2, 0, 3, 1, 4)
+        y = _attention(q, k, v, mask_fn=torch.tril if causal else (lambda m: m), scale=scale)
+        return y.transpose(1, 2).reshape(b, t, d) @ p["attn.proj.weight"].T + p["attn.proj.bias"]
+
+    def mlp(u):
+        return F.gelu(u @ p["ff.fc.weight"].T + p["ff.fc.bias"]) @ p["ff.proj.weight"].T + p["ff.proj.bias"]
+
+    keep = 1.0 if residual else 0.0
+    if post_norm:
+        h = norm(keep * x + attend(x), 1)
+        return norm(keep * h + mlp(h), 2)
+    h = keep * x + attend(norm(x, 1))
+    return keep * h + mlp(norm(h, 2))
 
 
 KEY = {
@@ -166,6 +198,18 @@ KEY = {
             Mistake("each element clamped to ±max_norm", lambda g, m: _clip(g, m, clamp=True)),
             Mistake("small gradients scaled up to max_norm", lambda g, m: _clip(g, m, scale_up=True)),
             Mistake("reports the norm after clipping", lambda g, m: _clip(g, m, norm_after=True)),
+        ),
+    ),
+    "prenorm_block": FunctionKey(
+        hidden=(Case(lambda: _block_case(3, 1, 8, 2, 83)),  # one position
+                Case(lambda: _block_case(2, 7, 16, 1, 84)),  # one head
+                Case(lambda: _block_case(2, 9, 16, 4, 85, ff=24))),
+        mistakes=(
+            Mistake("post-norm: the norms after the residual sums", lambda x, p: _block(x, p, post_norm=True)),
+            Mistake("no residual connections", lambda x, p: _block(x, p, residual=False)),
+            Mistake("forgets the 1/√d scale", lambda x, p: _block(x, p, scale=False)),
+            Mistake("no causal mask: attends to the future", lambda x, p: _block(x, p, causal=False)),
+            Mistake("one head of width d instead of n_heads", lambda x, p: _block(x, p, heads=False)),
         ),
     ),
 }
