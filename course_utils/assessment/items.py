@@ -116,7 +116,21 @@ class AnswerItem:
         return ""
 
 
-Item = FunctionItem | AnswerItem
+@dataclass(frozen=True)
+class ManualItem:
+    """A free-text answer graded by hand, e.g. `EXPLAIN_SMOOTHING = \"\"\"…\"\"\"`: the grader records the
+    text (0 of `points` until the instructor's score is merged) and collects every student's answer."""
+
+    name: str
+    points: float
+    prompt: str
+    keyed: bool = False  # nothing is secret; set like the other items' when the key is attached
+
+
+MAX_MANUAL_CHARS = 20_000  # a longer answer is cut when collected
+
+
+Item = FunctionItem | AnswerItem | ManualItem
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from .items import (
     AnswerItem,
     FunctionItem,
     Item,
+    ManualItem,
     Outcome,
     all_finite,
     answer_form_problem,
@@ -97,6 +98,8 @@ def item_verdict(item: Item, cases: Sequence[ExpectedCase], outcomes: Iterable[O
     A function item needs one outcome per case (fewer: the rest ran out of time, or never came);
     an answer item has no cases and exactly one outcome, the plain value of its variable.
     """
+    if isinstance(item, ManualItem):
+        return _manual_verdict(item, list(outcomes))
     if isinstance(item, AnswerItem):
         return _answer_verdict(item, list(outcomes))
     return _function_verdict(item, cases, outcomes, timed_out)
@@ -188,6 +191,19 @@ def _answer_verdict(item: AnswerItem, outcomes: list[Outcome]) -> Verdict:
 
 
 GRADED_LATER = "graded after submission"
+MANUAL_ANSWER = "Your answer, for your instructor to grade:"  # what follows it is the learner's text
+
+
+def _manual_verdict(item: ManualItem, outcomes: list[Outcome]) -> Verdict:
+    """A manually graded answer: recorded when it is a text that says something, else why it cannot be."""
+    if len(outcomes) != 1:
+        return invalid_result()
+    got = outcomes[0]
+    if got.error is not None or not isinstance(got.value, str):
+        return Verdict(False, f"`{item.name}` should be a text (a string in quotes)", "write your answer as a string")
+    if not got.value.strip():
+        return Verdict(False, f"`{item.name}` is empty", "write your answer in the string")
+    return Verdict(False, f"recorded ({len(got.value)} characters); graded by hand", pending=True)
 
 
 def _recorded(item: AnswerItem, got: Any) -> Verdict:
@@ -248,7 +264,7 @@ def answer_timeout() -> Verdict:
 
 def value_verdict(item: Item, value: Any, hidden: bool) -> Verdict:
     """The verdict on a value in this process: the learner's `check()` (public cases) or a test (all cases)."""
-    if isinstance(item, AnswerItem):
+    if isinstance(item, (AnswerItem, ManualItem)):
         return item_verdict(item, (), [plain_outcome(value)])
     if not callable(value):
         return not_a_function(item, type(value).__name__)

@@ -14,8 +14,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
-from ..items import AnswerItem, Assignment, FunctionItem, Item
+from ..items import MAX_MANUAL_CHARS, AnswerItem, Assignment, FunctionItem, Item, ManualItem
 from ..verdict import (
+    MANUAL_ANSWER,
     ExpectedCase,
     Verdict,
     answer_timeout,
@@ -84,6 +85,8 @@ class Plan:
     def _score_item(self, item: Item, report: protocol.ItemReport | None) -> ItemResult:
         verdict = self.verdict(item, report)
         points = float(item.points)
+        if isinstance(item, ManualItem):
+            return ItemResult(item.name, 0.0, points, manual_output(verdict, report))
         if item.keyed:
             return ItemResult(item.name, verdict.earned(points), points, verdict.line())
         if isinstance(item, AnswerItem):
@@ -101,7 +104,7 @@ class Plan:
         if report.state == protocol.INVALID:
             return invalid_result()
         timed_out = report.state == protocol.TIMEOUT
-        if timed_out and isinstance(item, AnswerItem):
+        if timed_out and isinstance(item, (AnswerItem, ManualItem)):
             return answer_timeout()
         return item_verdict(item, self.cases.get(item.name, ()), report.outcomes, timed_out)
 
@@ -111,4 +114,12 @@ _NO_OUTCOMES = (protocol.MISSING, protocol.NOT_CALLABLE, protocol.INVALID)
 
 def has_hidden_part(item: Item) -> bool:
     """Whether the item's graded result uses what the key hides: hidden cases, or an answer judged on the key."""
-    return item.keyed and (isinstance(item, AnswerItem) or bool(item.hidden))
+    return item.keyed and (isinstance(item, AnswerItem) or isinstance(item, FunctionItem) and bool(item.hidden))
+
+
+def manual_output(verdict: Verdict, report: protocol.ItemReport | None) -> str:
+    """A manual item's feedback: the verdict, and for a recorded answer the text itself after `MANUAL_ANSWER`."""
+    if not verdict.pending or report is None:
+        return verdict.line()
+    text = str(report.outcomes[0].value)[:MAX_MANUAL_CHARS]
+    return f"{verdict.line()}\n{MANUAL_ANSWER}\n{text}"
