@@ -117,3 +117,26 @@ def test_the_block_reference_is_the_models_block_and_a_hand_written_block_passes
     assert torch.allclose(A.item("prenorm_block").reference(x, params), expected, rtol=1e-12, atol=1e-12)
     assert torch.allclose(_block(x, params), expected, rtol=1e-10, atol=1e-12)
     assert _failures("prenorm_block", _block) == []
+
+
+@pytest.mark.parametrize(("layers", "context", "width", "vocab"),
+                         [(12, 1024, 768, 50257), (2, 64, 128, 65), (3, 8, 16, 7)])
+def test_the_flops_reference_is_the_packages_count(layers, context, width, vocab):
+    from course_utils.models import TransformerConfig, flops_per_token
+
+    config = TransformerConfig(vocab_size=vocab, context=context, n_layers=layers, n_heads=4, d_model=width)
+    matrix_weights = layers * (4 * width**2 + 2 * width * config.ff_width) + width * vocab
+    reference = A.item("training_flops_per_token").reference
+    assert reference(matrix_weights, layers, context, width) == flops_per_token(config)
+
+
+def test_the_mfu_answer_follows_from_the_flops_and_the_peak():
+    flops = A.item("training_flops_per_token").reference(123_532_032, 12, 1024, 768)
+    assert A.item("ANSWER_MFU").expected == pytest.approx(flops * 400_000 / 989e12, abs=1e-4)
+    for wrong in (34.56, 6 * 123_532_032 * 400_000 / 989e12, 0.1152):  # a percentage; 6N alone; forward only
+        assert not evaluate("ANSWER_MFU", wrong).passed
+
+
+@pytest.mark.parametrize("wrong", ["ACDB", "CDAB", "CABD", "ABCD"])
+def test_each_swapped_curve_diagnosis_fails(wrong):
+    assert not evaluate("ANSWER_CURVES", wrong).passed

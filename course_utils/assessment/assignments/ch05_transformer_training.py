@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from ...models import Block, Transformer, TransformerConfig
 from ...train import TrainConfig, learning_rate
 from ...validate import int_at_least, positive_float, positive_int
-from ..items import ORDER, AnswerItem, Assignment, Case, FunctionItem
+from ..items import NUMBER, ORDER, AnswerItem, Assignment, Case, FunctionItem
 from . import chapter_attribute
 
 
@@ -70,6 +70,13 @@ def prenorm_block(x: torch.Tensor, params: dict) -> torch.Tensor:
     block.load_state_dict(weights)
     with torch.no_grad():
         return block.eval()(x)
+
+
+def training_flops_per_token(n_params: int, n_layers: int, context: int, d_model: int) -> float:
+    """Training FLOPs per token: 6 per weight of the matrix products, plus attention's 12·layers·context·d_model."""
+    for value, name in ((n_params, "n_params"), (n_layers, "n_layers"), (context, "context"), (d_model, "d_model")):
+        positive_int(value, name)
+    return float(6 * n_params + 12 * n_layers * context * d_model)
 
 
 # ---------------------------------------------------------------- fixed cases
@@ -204,6 +211,24 @@ PUBLIC = Assignment(
             hint="h = x + attention(LayerNorm₁(x)), then h + MLP(LayerNorm₂(h)); a linear layer is u @ Wᵀ + b; "
                  "split q, k, v from the qkv output, then each into n_heads heads of width d/n_heads; scores "
                  "scaled by 1/√(d/n_heads), the future masked out; LayerNorm with eps = 1e-5; exact GELU.",
+        ),
+        FunctionItem(
+            name="training_flops_per_token", points=1, reference=training_flops_per_token,
+            public=(Case((123_532_032, 12, 1024, 768)),  # GPT-2 small: 124M weights, 12 blocks of width 768
+                    Case((1_000_000, 2, 256, 128))),  # a small model, where attention is a large share
+            rtol=1e-9, atol=0.0,
+            hint="forward: 2 FLOPs (a multiply and an add) per weight per token, plus 2·T·d for the scores "
+                 "and 2·T·d for the weighted sum in each layer; the backward pass costs twice the forward.",
+        ),
+        AnswerItem(
+            name="ANSWER_MFU", points=1, form=NUMBER,
+            hint="FLOPs per token from your training_flops_per_token × tokens per second = achieved FLOP/s; "
+                 "divide by the peak (989 × 10¹² FLOP/s) and give a fraction, not a percentage.",
+        ),
+        AnswerItem(
+            name="ANSWER_CURVES", points=2, form=ORDER, choices=("A", "B", "C", "D"),
+            hint="when in the run does the trouble start, does the held-out loss follow the training loss, and "
+                 "what did the gradient norm do?",
         ),
     ),
     notes={"lesson": "notebooks/05_transformer_training.ipynb"},

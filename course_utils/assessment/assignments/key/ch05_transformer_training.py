@@ -100,6 +100,11 @@ def _block(x, p, post_norm=False, residual=True, scale=True, causal=True, heads=
     return keep * h + mlp(norm(h, 2))
 
 
+def _flops(n, layers, t, d, weights=6, attention=12) -> float:
+    """FLOPs per token with other factors per weight and per attention entry."""
+    return float(weights * n + attention * layers * t * d)
+
+
 KEY = {
     "ANSWER_STEP_ORDER": AnswerKey(
         expected="CADBE",
@@ -212,4 +217,20 @@ KEY = {
             Mistake("one head of width d instead of n_heads", lambda x, p: _block(x, p, heads=False)),
         ),
     ),
+    "training_flops_per_token": FunctionKey(
+        hidden=(Case((1, 1, 1, 1)),
+                Case((6_000_000, 6, 512, 256)),
+                Case((354_000_000, 24, 1024, 1024)),  # GPT-2 medium
+                Case((10_000, 4, 4096, 64))),  # a long context: attention dominates
+        mistakes=(
+            Mistake("forward pass only", lambda n, L, t, d: _flops(n, L, t, d, weights=2, attention=4), pitfall=True),
+            Mistake("no attention term (6N alone)", lambda n, L, t, d: _flops(n, L, t, d, attention=0)),
+            Mistake("attention counted for the forward pass only",
+                    lambda n, L, t, d: _flops(n, L, t, d, attention=4)),
+            Mistake("backward counted at the forward's cost", lambda n, L, t, d: _flops(n, L, t, d, 4, 8)),
+        ),
+    ),
+    # 854 438 400 FLOPs per token × 400 000 tokens/s = 3.418e14 FLOP/s, over 989e12
+    "ANSWER_MFU": AnswerKey(expected=0.3456, atol=0.002),
+    "ANSWER_CURVES": AnswerKey(expected="CADB"),
 }
