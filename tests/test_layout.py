@@ -99,3 +99,14 @@ print("ok", len(names))
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0 and result.stdout.startswith("ok"), result.stdout + result.stderr
+
+
+def test_the_course_map_states_each_assignments_items_and_points():
+    from course_utils.assessment import assignments
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for key in assignments.keys():
+        assignment = assignments.load(key)
+        row = re.search(rf"^\| {assignment.number} \| `{key}` \| (\d+) items, (\d+) points \|", readme, re.M)
+        assert row, f"the README's course map has no row for {key}"
+        assert (int(row.group(1)), int(row.group(2))) == (len(assignment.items), assignment.max_score), key
