@@ -10,6 +10,7 @@
     results     results.json, grades.csv (rebuilt from every result in the folder), the roster and lms.csv
     feedback    one Markdown or HTML feedback file per student
     report      the class report: per-item means, common failures, a score histogram
+    manual      manually graded items: answers collected per item, scores merged back from a CSV
     notebook    lenient reading of a submission; gradescope: the autograder zip
 
 Kept free of imports so that the fork server, which loads `forkserver` and `child` from this
