@@ -30,7 +30,8 @@ def test_child_messages_round_trip():
     assert _through_the_pipe(protocol.cell_error(3, "E" * 1000)) == \
         protocol.CellError(3, "E" * protocol.MAX_ERROR_CHARS)
     assert _through_the_pipe(protocol.done()) == protocol.Done()
-    assert protocol.encode_line(protocol.done()).count(b"\n") == 1
+    line = protocol.encode_line(protocol.done())  # a fresh line first: a line the learner left open stays apart
+    assert line.startswith(b"\n") and line.endswith(b"\n") and line.count(b"\n") == 2
 
 
 def test_array_outcomes_cross_as_plain_data():
@@ -59,7 +60,8 @@ def test_job_round_trips_and_the_spec_holds_no_expected_value():
     assert [s.name for s in spec] == [item.name for item in plan.assignment.items]
     assert {s.kind for s in spec} == {protocol.FUNCTION, protocol.ANSWER}
     for s in spec:
-        assert set(vars(s)) == {"name", "kind", "cases"}
+        assert set(vars(s)) == {"name", "kind", "cases", "reference"}
+        assert s.reference == "" or s.reference.startswith("course_utils.")  # public code, never a value
         assert len(s.cases) == len(plan.cases.get(s.name, ()))
 
 
