@@ -272,3 +272,19 @@ def test_without_cap_sys_admin_the_network_is_recorded_and_warned_about_once(tmp
     assert_handled(run, "good2", FULL)
     assert all(r["extra_data"]["network_isolated"] is False for r in run.results.values())
     assert run.proc.stderr.count("could not take the network away") == 1, run.proc.stderr
+
+
+def test_a_temporary_directory_holding_the_course_stays_shared(monkeypatch, tmp_path):
+    """A checkout or venv under /tmp (`mktemp -d`) must stay importable in the child: no private tmpfs
+    over it (the fresh-clone suite lost fit_by_gradient_ascent's lazy `torch._dynamo` import that way)."""
+    from course_utils.assessment.grading import child
+
+    venv = tmp_path / "venv" / "lib" / "site-packages"
+    venv.mkdir(parents=True)
+    monkeypatch.setattr(child.sys, "path", [*child.sys.path, str(venv)])
+    assert child._holds_code(str(tmp_path))
+    assert child._holds_code(str(tmp_path.parent))
+    empty = tmp_path / "nothing-imported-here"
+    empty.mkdir()
+    assert not child._holds_code(str(empty))
+    assert child._holds_code(str(Path(child.__file__).resolve().parents[3]))  # the checkout holding the course

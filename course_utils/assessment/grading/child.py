@@ -164,7 +164,7 @@ def _private_mounts(job: protocol.Job, hidden: tuple[str, ...], own_ipc: bool) -
         mount("none", "/", None, MS_REC | MS_PRIVATE)  # nothing mounted here is seen outside
         size = f"size={job.memory},nr_inodes=65536"
         for path in PRIVATE_DIRS:
-            if os.path.isdir(path):
+            if os.path.isdir(path) and not _holds_code(path):
                 mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,{size}")
         if own_ipc and os.path.isdir("/dev/mqueue"):
             mount("mqueue", "/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC)
@@ -176,6 +176,24 @@ def _private_mounts(job: protocol.Job, hidden: tuple[str, ...], own_ipc: bool) -
         _write(2, f"grading child: {exc}\n".encode())
         return False
     return True
+
+
+def _holds_code(directory: str) -> bool:
+    """Whether `directory` holds what the child may still import (the interpreter, sys.path, the course).
+
+    A course or virtual environment installed under /tmp (e.g. a checkout made with `mktemp -d`) would
+    vanish under a private tmpfs there and lazy imports would fail: such a directory stays shared, and
+    what the sandbox uid leaves in it is deleted after the run as before.
+    """
+    top = os.path.realpath(directory)
+    course = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    needed = [sys.prefix, sys.base_prefix, sys.exec_prefix, course]
+    needed += [p for p in sys.path if p]
+    for path in needed:
+        real = os.path.realpath(path)
+        if real == top or real.startswith(top.rstrip("/") + "/"):
+            return True
+    return False
 
 
 def _keep_scratch(job: protocol.Job, before: os.stat_result) -> None:
