@@ -45,8 +45,9 @@ exercises: $(STAMP)  ## regenerate exercises/ from solutions/
 release: $(STAMP)  ## write the student course (no solutions, no instructor key) into $(RELEASE)/: make release RELEASE=dir
 	$(BIN)/python -m course_utils.assessment.release $(RELEASE)
 
+GRADE_DIR ?= grading-out
 grade: $(STAMP)  ## grade submissions into grading-out/A (one folder per assignment): make grade A=01 S=path/to/submissions
-	$(BIN)/course-grade $(A) $(S) --out grading-out/$(A)
+	$(BIN)/course-grade $(A) $(S) --out $(GRADE_DIR)/$(A)
 
 bench: $(STAMP)  ## benchmarks, each printing JSON
 	@for b in benchmarks/*.py; do echo "== $$b"; OMP_NUM_THREADS= $(BIN)/python $$b || exit 1; done
