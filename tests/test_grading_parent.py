@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from test_grading import BERNOULLI_MLE, BEST_THETA, FIT, GAUSSIAN, KL, LOG_LIKELIHOOD
 
 from course_utils.assessment import assignments
 from course_utils.assessment.grading import cli, parent, protocol, results
@@ -39,33 +40,6 @@ TIMEOUT = 20
 # ---------------------------------------------------------------- a correct chapter 01 submission
 
 IMPORTS = "import math, os, sys, time\nimport numpy as np\nimport torch"
-LOG_LIKELIHOOD = '''def log_likelihood(theta, flips):
-    x = torch.as_tensor(flips, dtype=torch.float64)
-    t = torch.tensor(float(theta), dtype=torch.float64)
-    return float((torch.special.xlogy(x, t) + torch.special.xlogy(1 - x, 1 - t)).sum())'''
-BERNOULLI_MLE = '''def bernoulli_mle(flips):
-    return float(torch.as_tensor(flips, dtype=torch.float64).mean())'''
-FIT = '''def fit_by_gradient_ascent(flips, steps=50, lr=2.0):
-    x = torch.as_tensor(flips, dtype=torch.float64)
-    w = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.SGD([w], lr=lr)
-    for _ in range(steps):
-        theta = torch.sigmoid(w)
-        loss = -(x * torch.log(theta) + (1 - x) * torch.log1p(-theta)).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return float(torch.sigmoid(w))'''
-BEST_THETA = '''def best_theta(thetas, losses):
-    return float(thetas[int(torch.argmin(torch.as_tensor(losses)))])'''
-KL = '''def kl_divergence(p, q):
-    p = torch.as_tensor(p, dtype=torch.float64)
-    q = torch.as_tensor(q, dtype=torch.float64)
-    return float((torch.special.xlogy(p, p) - torch.special.xlogy(p, q)).sum())'''
-GAUSSIAN = '''def gaussian_mle(xs):
-    t = torch.as_tensor(xs, dtype=torch.float64)
-    mu = t.mean()
-    return float(mu), float(((t - mu) ** 2).mean())'''
 GOOD = [IMPORTS, LOG_LIKELIHOOD, BERNOULLI_MLE, FIT, BEST_THETA, 'ANSWER_LOWER_LOSS = "B"', KL, GAUSSIAN,
         "ANSWER_SPREAD_RATIO = 0.5"]
 WRONG_MLE = "def bernoulli_mle(flips):\n    return 0.5"

@@ -77,14 +77,19 @@ def kill_uid(uid: int, timeout: float = KILL_TIMEOUT_S, reap: Callable[[], None]
             return True
         if time.monotonic() > deadline:
             return False
-        for pid in alive:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        _kill_each(alive)
         if reap is not None:
             reap()
         time.sleep(0.001)
+
+
+def _kill_each(pids: list[int]) -> None:
+    """SIGKILL every pid; one that is gone already or not ours to kill is passed over."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def pids_of_uid(uid: int) -> list[int]:
@@ -232,11 +237,7 @@ class Cgroup:
             if time.monotonic() > deadline:
                 return False
             if not (self.kill and _write(Path(self.kill, "cgroup.kill"), "1")):
-                for pid in left:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except (ProcessLookupError, PermissionError):
-                        pass
+                _kill_each(left)
             if reap is not None:
                 reap()
             time.sleep(0.0005)
