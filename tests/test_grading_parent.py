@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from test_grading import BERNOULLI_MLE, BEST_THETA, FIT, GAUSSIAN, KL, LOG_LIKELIHOOD
+from test_grading import BERNOULLI_MLE, BEST_THETA, FIT, GAUSSIAN, KL, LOG_LIKELIHOOD, notebook
 
 from course_utils.assessment import assignments
 from course_utils.assessment.grading import cli, parent, protocol, results
@@ -43,18 +43,6 @@ IMPORTS = "import math, os, sys, time\nimport numpy as np\nimport torch"
 GOOD = [IMPORTS, LOG_LIKELIHOOD, BERNOULLI_MLE, FIT, BEST_THETA, 'ANSWER_LOWER_LOSS = "B"', KL, GAUSSIAN,
         "ANSWER_SPREAD_RATIO = 0.5"]
 WRONG_MLE = "def bernoulli_mle(flips):\n    return 0.5"
-
-
-def notebook(cells: list[str], kinds: list[str] | None = None) -> dict:
-    """An nbformat 4 notebook (the JSON object) with these cells, code unless `kinds` says otherwise."""
-    kinds = kinds or ["code"] * len(cells)
-    out = []
-    for i, (src, kind) in enumerate(zip(cells, kinds, strict=True)):
-        cell = {"cell_type": kind, "id": f"c{i}", "metadata": {}, "source": src}
-        if kind == "code":
-            cell.update(outputs=[], execution_count=None)
-        out.append(cell)
-    return {"cells": out, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
 
 
 def replaced(index: int, source: str, *extra: str) -> dict:
