@@ -13,7 +13,8 @@ import pytest
 
 from course_utils.assessment import assignments
 from course_utils.assessment.checks import evaluate
-from course_utils.assessment.items import AnswerItem, FunctionItem, earned_points
+from course_utils.assessment.items import AnswerItem, FunctionItem
+from course_utils.assessment.verdict import earned_points
 
 matplotlib.use("Agg")
 ROOT = Path(__file__).resolve().parent.parent

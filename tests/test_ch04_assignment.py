@@ -5,7 +5,7 @@ import torch
 
 from course_utils.assessment import assignments
 from course_utils.assessment.checks import evaluate
-from course_utils.assessment.items import failing_cases
+from course_utils.assessment.verdict import failing_cases
 
 A = assignments.load("04")
 

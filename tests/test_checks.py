@@ -136,7 +136,7 @@ def test_judge_arrays_shapes_dtypes_and_nan():
 
 def test_earned_points_needs_the_hidden_cases_too():
     from course_utils.assessment.assignments import find_item
-    from course_utils.assessment.items import earned_points
+    from course_utils.assessment.verdict import earned_points
 
     _, item = find_item("log_likelihood")
 

@@ -10,6 +10,7 @@ import torch
 
 from course_utils import finetune as ft
 from course_utils import throughput
+from course_utils.assessment import assignments
 
 
 class PrefixMeanLM(torch.nn.Module):
@@ -330,8 +331,8 @@ def test_one_pass_equals_per_turn_for_the_course_transformer(tok):
 # ---------------------------------------------------------------- chapter 06 assignment, fine-tuning items
 
 def _fails_somewhere(name, fn) -> bool:
-    from course_utils.assessment.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
-    from course_utils.assessment.items import failing_cases
+    ASSIGNMENT = assignments.load("06")
+    from course_utils.assessment.verdict import failing_cases
 
     return bool(failing_cases(ASSIGNMENT.item(name), fn))
 
@@ -374,13 +375,13 @@ def test_classic_mistakes_fail_a_graded_case(name, label):
 
 @pytest.mark.parametrize("name", list(FINETUNE_WRONG))
 def test_references_pass_every_graded_case(name):
-    from course_utils.assessment.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
+    ASSIGNMENT = assignments.load("06")
 
     assert not _fails_somewhere(name, ASSIGNMENT.item(name).reference)
 
 
 def test_chapter_06_concept_answers_accept_only_the_expected_choice():
-    from course_utils.assessment.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
+    ASSIGNMENT = assignments.load("06")
     from course_utils.assessment.checks import evaluate
     from course_utils.assessment.items import AnswerItem
 
@@ -401,8 +402,8 @@ def _notebook_points(folder: str) -> dict[str, float]:
     import matplotlib
     import nbformat
 
-    from course_utils.assessment.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
-    from course_utils.assessment.items import earned_points
+    ASSIGNMENT = assignments.load("06")
+    from course_utils.assessment.verdict import earned_points
 
     matplotlib.use("Agg")
     path = Path(__file__).resolve().parent.parent / folder / "06_fine_tuning_as_mle.ipynb"
@@ -422,7 +423,7 @@ def _notebook_points(folder: str) -> dict[str, float]:
 
 
 def test_chapter_06_solution_earns_every_point_and_the_exercise_none():
-    from course_utils.assessment.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
+    ASSIGNMENT = assignments.load("06")
 
     solution = _notebook_points("solutions")
     assert sum(solution.values()) == ASSIGNMENT.max_score == 18, solution

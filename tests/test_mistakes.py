@@ -11,7 +11,8 @@ from test_verdict import graded
 
 from course_utils.assessment import assignments
 from course_utils.assessment.checks import evaluate
-from course_utils.assessment.items import CHOICE, AnswerItem, FunctionItem, earned_points
+from course_utils.assessment.items import CHOICE, AnswerItem, FunctionItem
+from course_utils.assessment.verdict import earned_points
 
 CHAPTERS = ["01", "02", "03", "04", "05", "06"]
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from course_utils import preferences as pf
+from course_utils.assessment import assignments
 
 TRUE = torch.tensor([0.0, 1.0, 2.0, -1.0, 0.5, -0.3], dtype=torch.float64)
 
@@ -163,8 +164,8 @@ def test_toy_training_mle_is_faster_from_a_poor_start_and_pg_exact_gets_there():
 # ---------------------------------------------------------------- chapter 06 assignment, preference items
 
 def _fails_somewhere(name, fn) -> bool:
-    from course_utils.assessment.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
-    from course_utils.assessment.items import failing_cases
+    ASSIGNMENT = assignments.load("06")
+    from course_utils.assessment.verdict import failing_cases
 
     return bool(failing_cases(ASSIGNMENT.item(name), fn))
 
@@ -212,7 +213,7 @@ def test_classic_mistakes_fail_a_graded_case(name, label):
 
 @pytest.mark.parametrize("name", list(PREFERENCE_WRONG))
 def test_references_and_a_gradient_ascent_answer_pass_every_graded_case(name):
-    from course_utils.assessment.assignments.ch06_fine_tuning_as_mle import ASSIGNMENT
+    ASSIGNMENT = assignments.load("06")
 
     assert not _fails_somewhere(name, ASSIGNMENT.item(name).reference)
     if name == "fit_rewards":  # the approach the item asks for is accurate enough

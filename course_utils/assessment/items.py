@@ -449,11 +449,3 @@ def score_answer(item: AnswerItem, got: Any) -> str | None:
     reasons = [judge(to_plain(right), got, 0.0, item.atol) for right in (item.expected, *item.also_accepted)]
     return None if None in reasons else reasons[0]
 
-
-def __getattr__(name: str) -> Any:
-    """`failing_cases` and `earned_points` are defined with the verdict, which builds on this module."""
-    if name in ("failing_cases", "earned_points"):
-        from . import verdict
-
-        return getattr(verdict, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

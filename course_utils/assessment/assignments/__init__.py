@@ -56,12 +56,6 @@ def find_item(name: str) -> tuple[Assignment, Item]:
     raise ValueError(f"no graded item is called {name!r}")
 
 
-def chapter_attribute(module: str, name: str) -> Assignment:
-    """`chNN_topic.ASSIGNMENT` (a module `__getattr__`): the chapter's assignment as `load` gives it."""
-    if name != "ASSIGNMENT":
-        raise AttributeError(f"module {module!r} has no attribute {name!r}")
-    return load(module.rsplit(".", 1)[1][2:])
-
 
 def _full_key(key: str) -> str:
     text = str(key).strip()

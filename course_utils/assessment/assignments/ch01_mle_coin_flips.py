@@ -8,7 +8,6 @@ from ...information import kl_divergence
 from ...likelihood import bernoulli_log_likelihood, bernoulli_mle, gaussian_mle
 from ...validate import as_flips, as_tensor, int_at_least, positive_float
 from ..items import NUMBER, AnswerItem, Assignment, Case, FunctionItem
-from . import chapter_attribute
 
 
 def best_theta(thetas, losses) -> float:
@@ -94,8 +93,3 @@ PUBLIC = Assignment(
         ),
     ),
 )
-
-
-def __getattr__(name: str) -> Assignment:
-    """`ASSIGNMENT`: the public part with the instructor key attached where it is installed."""
-    return chapter_attribute(__name__, name)

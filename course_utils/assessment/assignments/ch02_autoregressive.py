@@ -15,7 +15,6 @@ from ...sequences import (
     two_sequence_objective,
 )
 from ..items import NUMBER, AnswerItem, Assignment, Case, FunctionItem
-from . import chapter_attribute
 
 
 def most_likely_sequence(sequences) -> int:
@@ -109,8 +108,3 @@ PUBLIC = Assignment(
     ),
     notes={"lesson": "notebooks/02_autoregressive.ipynb"},
 )
-
-
-def __getattr__(name: str) -> Assignment:
-    """`ASSIGNMENT`: the public part with the instructor key attached where it is installed."""
-    return chapter_attribute(__name__, name)

@@ -12,7 +12,6 @@ from ...mlm import (
     pll_from_masked_logits,
 )
 from ..items import NUMBER, AnswerItem, Assignment, Case, FunctionItem
-from . import chapter_attribute
 
 
 def masking_decisions(u_select, u_kind, rate, special) -> torch.Tensor:
@@ -135,8 +134,3 @@ PUBLIC = Assignment(
         ),
     ),
 )
-
-
-def __getattr__(name: str) -> Assignment:
-    """`ASSIGNMENT`: the public part with the instructor key attached where it is installed."""
-    return chapter_attribute(__name__, name)

@@ -7,7 +7,6 @@ import torch
 from ... import losses
 from ...information import entropy, kl_divergence
 from ..items import AnswerItem, Assignment, Case, FunctionItem
-from . import chapter_attribute
 
 
 def stable_cross_entropy(logits, targets) -> float:
@@ -140,8 +139,3 @@ PUBLIC = Assignment(
     ),
     notes={"lesson": "notebooks/04_cross_entropy.ipynb"},
 )
-
-
-def __getattr__(name: str) -> Assignment:
-    """`ASSIGNMENT`: the public part with the instructor key attached where it is installed."""
-    return chapter_attribute(__name__, name)

@@ -9,7 +9,6 @@ from ...models import Block, Transformer, TransformerConfig
 from ...train import TrainConfig, learning_rate
 from ...validate import int_at_least, positive_float, positive_int
 from ..items import NUMBER, ORDER, AnswerItem, Assignment, Case, FunctionItem
-from . import chapter_attribute
 
 
 def causal_mask(t: int) -> torch.Tensor:
@@ -233,8 +232,3 @@ PUBLIC = Assignment(
     ),
     notes={"lesson": "notebooks/05_transformer_training.ipynb"},
 )
-
-
-def __getattr__(name: str) -> Assignment:
-    """`ASSIGNMENT`: the public part with the instructor key attached where it is installed."""
-    return chapter_attribute(__name__, name)

@@ -12,7 +12,6 @@ from ...preferences import (
     sample_comparisons,
 )
 from ..items import AnswerItem, Assignment, Case, FunctionItem
-from . import chapter_attribute
 
 
 def _logits_and_tokens(logits, tokens) -> tuple[torch.Tensor, torch.Tensor]:
@@ -154,8 +153,3 @@ PUBLIC = Assignment(
     # the solution took 8–16 s alone on a busy 2-core machine (a Transformer in its last cell)
     notes={"lesson": "notebooks/06_fine_tuning_as_mle.ipynb", "grading_timeout_s": 90},
 )
-
-
-def __getattr__(name: str) -> Assignment:
-    """`ASSIGNMENT`: the public part with the instructor key attached where it is installed."""
-    return chapter_attribute(__name__, name)
