@@ -140,8 +140,8 @@ def token_ids(tokens: torch.Tensor, vocab_size: int, name: str = "tokens", *,
     return ids
 
 
-def as_tensor(values: ArrayLike, name: str, ndim: int | None = 1) -> torch.Tensor:
-    """`values` as a float64 tensor, rejecting empty, non-numeric, non-finite or mis-shaped input."""
+def as_tensor(values: ArrayLike, name: str, ndim: int | None = 1, *, finite: bool = True) -> torch.Tensor:
+    """`values` as a float64 tensor, rejecting empty, non-numeric, mis-shaped and (if `finite`) NaN/±inf input."""
     if isinstance(values, (str, bytes)):
         raise ValueError(f"{name} must be numbers, got a string {values!r}")
     try:
@@ -153,7 +153,7 @@ def as_tensor(values: ArrayLike, name: str, ndim: int | None = 1) -> torch.Tenso
         raise ValueError(f"{name} must be {ndim}-dimensional, got shape {tuple(t.shape)}")
     if t.numel() == 0:
         raise ValueError(f"{name} is empty: at least one value is needed")
-    if not torch.isfinite(t).all():
+    if finite and not torch.isfinite(t).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return t
 

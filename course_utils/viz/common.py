@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence, Sized
+from collections.abc import Iterable, Sequence, Sized
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 from matplotlib.figure import Figure
 
-from ..validate import finite_float
+from ..validate import as_tensor, finite_float
 
 
 def style() -> None:
@@ -63,16 +64,9 @@ def token_log_probs(labels: Sequence[str], log_probs: Sequence[float], title: st
 
 def series(values: Sequence[float], name: str, positive: bool = False) -> np.ndarray:
     """`values` as a non-empty 1-D float array (NaN and ±inf pass: a figure may show them); optionally all > 0."""
-    if isinstance(values, (str, bytes)):
-        raise ValueError(f"{name} must be numbers, got a string {values!r}")
-    try:
-        array = np.asarray(values.detach().cpu() if hasattr(values, "detach") else list(values), dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a sequence of numbers ({exc})") from None
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-dimensional, got shape {array.shape}")
-    if array.size == 0:
-        raise ValueError(f"{name} is empty: at least one value is needed")
+    if isinstance(values, Iterable) and not isinstance(values, (Sequence, np.ndarray, torch.Tensor)):
+        values = list(values)  # a generator or a dict's values
+    array = as_tensor(values, name, finite=False).numpy()
     if positive and not (array > 0).all():
         raise ValueError(f"{name} must be positive (it is drawn on a log axis), got {array.min():g}")
     return array
