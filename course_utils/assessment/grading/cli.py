@@ -44,6 +44,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
+    from . import gradescope
+
     p = _Parser(prog="course-grade", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("assignment", nargs="?", help="chapter number or name, e.g. 01 or 01_mle_coin_flips")
     p.add_argument("submissions", nargs="*", type=Path,
@@ -60,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="also write a feedback file per submission next to its result (<stem>.md or <stem>.html)")
     p.add_argument("--export-gradescope", metavar="ASSIGNMENT", default=None,
                    help="write a Gradescope autograder zip for ASSIGNMENT into --out instead of grading")
+    p.add_argument("--hidden-visibility", choices=gradescope.VISIBILITIES, default=gradescope.HIDDEN_VISIBILITY,
+                   help="with --export-gradescope: when Gradescope shows each item's graded result")
     return p
 
 
@@ -69,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
     words = sys.argv[1:] if argv is None else argv
     if gradescope.handles(words):
-        return gradescope.main(words)  # --test-gradescope, --hidden-visibility: see gradescope.py
+        return gradescope.main(words)  # --test-gradescope: see gradescope.py
     if words and words[0] in ("collect-manual", "merge-manual"):
         from . import manual
 
@@ -94,7 +98,7 @@ def _main(argv: list[str] | None) -> int:
 
         assignment = _load(args.export_gradescope)
         out = _writable_dir(args.out)
-        path = export(assignment.key, out)
+        path = export(assignment.key, out, args.hidden_visibility)
         print(f"wrote {path}")
         return EXIT_OK
     if not args.assignment:

@@ -207,24 +207,12 @@ def test_zip(archive: Path, notebook: Path, timeout: float = _RESULT_SECONDS) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`course-grade --test-gradescope ZIP NOTEBOOK` and `--export-gradescope … --hidden-visibility …`."""
+    """`course-grade --test-gradescope ZIP NOTEBOOK`: run the zip as Gradescope would and print its results.json."""
     p = argparse.ArgumentParser(prog="course-grade")
-    p.add_argument("--test-gradescope", nargs=2, metavar=("ZIP", "NOTEBOOK"), type=Path, default=None)
-    p.add_argument("--export-gradescope", metavar="ASSIGNMENT", default=None)
-    p.add_argument("--out", type=Path, default=None)
-    p.add_argument("--hidden-visibility", choices=VISIBILITIES, default=HIDDEN_VISIBILITY,
-                   help="when Gradescope shows each item's graded result (default after_due_date)")
+    p.add_argument("--test-gradescope", nargs=2, metavar=("ZIP", "NOTEBOOK"), type=Path, required=True)
     args = p.parse_args(argv)
     try:
-        if args.test_gradescope is not None:
-            print(json.dumps(test_zip(*args.test_gradescope), indent=2, ensure_ascii=False))
-            return 0
-        if args.export_gradescope is None or args.out is None:
-            p.error("give --test-gradescope ZIP NOTEBOOK, or --export-gradescope ASSIGNMENT --out DIR")
-        from .. import assignments
-
-        args.out.mkdir(parents=True, exist_ok=True)
-        print(f"wrote {export(assignments.load(args.export_gradescope).key, args.out, args.hidden_visibility)}")
+        print(json.dumps(test_zip(*args.test_gradescope), indent=2, ensure_ascii=False))
         return 0
     except (ValueError, OSError, subprocess.TimeoutExpired) as exc:
         print(f"course-grade: error: {' '.join(str(exc).split())}", file=sys.stderr)
@@ -232,8 +220,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def handles(argv: list[str]) -> bool:
-    """Whether a command line is one of this module's (`course-grade` hands it over)."""
-    return any(a.split("=")[0] in ("--test-gradescope", "--hidden-visibility") for a in argv)
+    """Whether a command line is this module's (`course-grade` hands it over)."""
+    return any(a.split("=")[0] == "--test-gradescope" for a in argv)
 
 
 def _add_text(zf: zipfile.ZipFile, name: str, text: str) -> None:
