@@ -31,6 +31,10 @@ UNTOUCHED, MASKED, RANDOM, KEPT = 0, 1, 2, 3
 LogitsFn = Callable[[torch.Tensor], torch.Tensor]
 
 
+KIND_NAMES = {MASKED: "[MASK]", RANDOM: "random", KEPT: "kept"}
+"""How the lesson names the three kinds of predicted position."""
+
+
 class Masked(NamedTuple):
     """A corrupted batch: `inputs` (x̄) and `targets` (the original token where predicted, else ignore)."""
 
@@ -178,6 +182,52 @@ def unigram_masked_loss(log_q: torch.Tensor, targets: torch.Tensor, ignore_index
     return float(mlm_loss(logits, targets, ignore_index))
 
 
+def position_kinds(inputs: torch.Tensor, targets: torch.Tensor, mask_id: int,
+                   ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """Each position's kind as the model saw it: UNTOUCHED (not predicted), MASKED, RANDOM or KEPT.
+
+    A predicted position is MASKED where the input holds `mask_id`, KEPT where the input shows
+    the target itself, RANDOM otherwise. A random replacement that happened to draw the original
+    token counts as KEPT: the input shows the answer there.
+    """
+    if not isinstance(inputs, torch.Tensor) or not isinstance(targets, torch.Tensor) or inputs.shape != targets.shape:
+        raise ValueError("inputs and targets must be tensors of one shape, got "
+                         f"{tuple(getattr(inputs, 'shape', ()))} and {tuple(getattr(targets, 'shape', ()))}")
+    predicted = targets != ignore_index
+    codes = torch.full(targets.shape, UNTOUCHED, dtype=torch.long)
+    codes[predicted & (inputs == targets)] = KEPT
+    codes[predicted & (inputs != targets)] = RANDOM
+    codes[predicted & (inputs == mask_id)] = MASKED
+    return codes
+
+
+class KindLoss(NamedTuple):
+    """Mean loss (nats) over the predicted positions of one kind, and how many there were."""
+
+    loss: float
+    count: int
+
+
+def loss_by_kind(logits: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor, mask_id: int,
+                 ignore_index: int = IGNORE_INDEX) -> dict[str, KindLoss]:
+    """The masked-LM loss split by position kind: {"[MASK]": …, "random": …, "kept": …}.
+
+    Each entry is the mean −log Pr(x_i | x̄) over that kind's positions (see `position_kinds`)
+    and their count; a kind with no position has loss NaN and count 0. The counts add up to |A|
+    and the count-weighted mean of the losses is `mlm_loss`.
+    """
+    flat_logits, flat_targets = _check_logits_targets(logits, targets, ignore_index)
+    kinds = position_kinds(inputs, targets, mask_id, ignore_index).reshape(-1)
+    log_probs = torch.log_softmax(flat_logits.double(), dim=-1)
+    nll = -log_probs.gather(1, flat_targets.clamp(min=0)[:, None])[:, 0]
+    out = {}
+    for code, name in KIND_NAMES.items():
+        where = kinds == code
+        count = int(where.sum())
+        out[name] = KindLoss(float(nll[where].mean()) if count else float("nan"), count)
+    return out
+
+
 # ---------------------------------------------------------------- pseudo-log-likelihood
 
 def pll_from_masked_logits(logits: torch.Tensor, tokens: torch.Tensor) -> float:
@@ -231,6 +281,33 @@ def pseudo_log_likelihood(
 
 
 @torch.no_grad()
+def left_only_log_probs(logits_fn: LogitsFn, tokens: torch.Tensor, mask_id: int,
+                        positions: Sequence[int] | None = None) -> torch.Tensor:
+    """log Pr(x_i | x_<i) from a bidirectional model shown only x_1 … x_{i-1} [MASK] (float64, one per position).
+
+    The input is cut after position i, so the model sees the left side alone, as a causal model
+    would; compared with `pseudo_log_likelihood` on the same positions it measures what the
+    right side adds for this one model. One forward pass per position.
+    """
+    if not isinstance(tokens, torch.Tensor) or tokens.ndim != 1:
+        raise ValueError("tokens must be a 1-D tensor of token ids")
+    x = tokens.long()
+    where = list(range(len(x))) if positions is None else [int(p) for p in positions]
+    if not where or any(not 0 <= p < len(x) for p in where):
+        raise ValueError(f"positions must be a non-empty list of indices in 0..{len(x) - 1}")
+    dev = model_device(logits_fn)
+    out = []
+    for i in where:
+        prefix = x[: i + 1].clone()
+        prefix[i] = mask_id
+        logits = logits_fn(prefix[None].to(dev)).cpu()
+        if logits.ndim != 3 or logits.shape[:2] != (1, i + 1):
+            raise ValueError(f"logits_fn must return shape (1, n, V), got {tuple(logits.shape)}")
+        out.append(torch.log_softmax(logits[0, i].double(), dim=-1)[x[i]])
+    return torch.stack(out)
+
+
+@torch.no_grad()
 def causal_log_probs(logits_fn: LogitsFn, tokens: torch.Tensor) -> torch.Tensor:
     """log Pr(x_i | x_<i) for i = 1 … n-1 under a causal model whose logits at t predict token t + 1.
 
@@ -251,23 +328,25 @@ def causal_log_probs(logits_fn: LogitsFn, tokens: torch.Tensor) -> torch.Tensor:
 class MaskedLMLoss:
     """The MLM training loss as `loss_fn(model, x, y)`: corrupt the window x, score the selected positions.
 
-    `y` (next-token targets) is ignored: a masked model predicts its input's own tokens. In
+    `y` (next-token targets) is ignored: a masked model predicts its input's own tokens. `split`
+    is the (mask, random, keep) shares of the selected positions, as in `mask_tokens`. In
     training mode the masks come from `generator`; in eval mode every call masks with a fresh
     generator seeded `eval_seed`, so a validation set is corrupted the same way at every evaluation.
     """
 
     def __init__(self, mask_id: int, vocab_size: int, generator: torch.Generator, rate: float = 0.15,
-                 special_ids: Sequence[int] = (), eval_seed: int = 0) -> None:
+                 special_ids: Sequence[int] = (), eval_seed: int = 0, split: Sequence[float] = SPLIT) -> None:
         self.vocab_size = int_at_least(vocab_size, "vocab_size", 2)
         self.mask_id = token_id(mask_id, vocab_size, "mask_id")
         self.generator, self.rate = torch_generator(generator), _check_rate(rate)
         self.eval_seed = int_at_least(eval_seed, "eval_seed", 0)
         self.special_ids = tuple(token_id(int(s), vocab_size, "special id") for s in special_ids)
+        self.split = _check_split(split)
 
     def corrupt(self, x: torch.Tensor, training: bool = True) -> Masked:
         """The masked batch this loss would use (training masks advance the generator)."""
         g = self.generator if training else torch.Generator().manual_seed(self.eval_seed)
-        return mask_tokens(x.cpu(), self.mask_id, self.vocab_size, g, self.rate, self.special_ids)
+        return mask_tokens(x.cpu(), self.mask_id, self.vocab_size, g, self.rate, self.special_ids, self.split)
 
     def __call__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         config = getattr(model, "config", None)

@@ -351,3 +351,77 @@ def test_rates_hold_over_many_successive_draws_from_one_generator():
     mean = sum(per_draw) / len(per_draw)
     var = sum((c - mean) ** 2 for c in per_draw) / (len(per_draw) - 1)
     assert abs(var / (64 * 0.15 * 0.85) - 1) < 0.35  # the sample variance of 400 draws is within ~5σ
+
+
+# ---------------------------------------------------------------- the loss by position kind
+
+def test_position_kinds_read_what_the_model_saw():
+    tokens = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    plan = torch.tensor([[mlm.UNTOUCHED, mlm.MASKED, mlm.RANDOM, mlm.KEPT, mlm.RANDOM, mlm.UNTOUCHED]])
+    random_ids = torch.tensor([[3, 3, 4, 3, 9, 3]])  # position 4 draws its own token by chance
+    inputs, targets = mlm.apply_plan(tokens, plan, MASK, random_ids)
+    kinds = mlm.position_kinds(inputs, targets, MASK)
+    assert kinds.tolist() == [[mlm.UNTOUCHED, mlm.MASKED, mlm.RANDOM, mlm.KEPT, mlm.KEPT, mlm.UNTOUCHED]]
+    # on a large batch the kinds agree with the plan wherever a random draw did not hit the original
+    x = _batch((50, 40), seed=3)
+    g = torch.Generator().manual_seed(4)
+    plan = mlm.masking_plan(x.shape, g, 0.3)
+    random_ids = torch.randint(3, V, x.shape, generator=g)
+    inputs, targets = mlm.apply_plan(x, plan, MASK, random_ids)
+    kinds = mlm.position_kinds(inputs, targets, MASK)
+    hit = (plan == mlm.RANDOM) & (random_ids == x)
+    assert torch.equal(kinds[~hit], plan[~hit]) and (kinds[hit] == mlm.KEPT).all()
+
+
+def test_loss_by_kind_splits_the_mlm_loss_and_its_weighted_mean_is_the_whole():
+    x = _batch((20, 30), seed=6)
+    inputs, targets = mlm.mask_tokens(x, MASK, V, torch.Generator().manual_seed(7), rate=0.4)
+    g = torch.Generator().manual_seed(8)
+    logits = 3 * torch.randn(*x.shape, V, generator=g, dtype=torch.float64)
+    parts = mlm.loss_by_kind(logits, inputs, targets, MASK)
+    assert list(parts) == ["[MASK]", "random", "kept"]
+    assert sum(p.count for p in parts.values()) == int((targets != mlm.IGNORE_INDEX).sum())
+    weighted = sum(p.loss * p.count for p in parts.values()) / sum(p.count for p in parts.values())
+    assert math.isclose(weighted, float(mlm.mlm_loss(logits, targets)), rel_tol=1e-12)
+    kinds = mlm.position_kinds(inputs, targets, MASK)
+    for code, name in mlm.KIND_NAMES.items():  # each part by hand, from the positions of its kind
+        where = kinds == code
+        by_hand = -torch.log_softmax(logits[where], -1)[torch.arange(int(where.sum())), x[where]].mean()
+        assert math.isclose(parts[name].loss, float(by_hand), rel_tol=1e-12), name
+
+
+def test_a_model_that_copies_its_input_scores_kept_positions_and_nothing_else():
+    x = _batch((10, 40), seed=9)
+    inputs, targets = mlm.mask_tokens(x, MASK, V, torch.Generator().manual_seed(10), rate=0.5)
+    copy = 20.0 * F.one_hot(inputs, V).double()  # puts nearly all its probability on the visible token
+    parts = mlm.loss_by_kind(copy, inputs, targets, MASK)
+    assert parts["kept"].loss < 1e-6 and parts["random"].loss > 19 and parts["[MASK]"].loss > 19
+    nothing_kept = mlm.loss_by_kind(copy, inputs, torch.where(inputs == MASK, targets, mlm.IGNORE_INDEX), MASK)
+    assert nothing_kept["kept"].count == 0 and math.isnan(nothing_kept["kept"].loss)
+    with pytest.raises(ValueError, match="one shape"):
+        mlm.position_kinds(inputs[:, :3], targets, MASK)
+
+
+def test_masked_lm_loss_with_every_selected_position_masked():
+    x = _batch((8, 12), seed=11)
+    loss_fn = mlm.MaskedLMLoss(MASK, V, torch.Generator().manual_seed(12), rate=0.5, split=(1.0, 0.0, 0.0))
+    inputs, targets = loss_fn.corrupt(x)
+    kinds = mlm.position_kinds(inputs, targets, MASK)
+    assert (kinds[targets != mlm.IGNORE_INDEX] == mlm.MASKED).all() and (targets != mlm.IGNORE_INDEX).sum() > 10
+    with pytest.raises(ValueError, match="sum to 1"):
+        mlm.MaskedLMLoss(MASK, V, torch.Generator(), split=(0.5, 0.1, 0.1))
+
+
+def test_left_only_log_probs_cut_the_input_after_the_masked_position():
+    model = _TableModel(2)
+    x = torch.tensor([5, 9, 3, 7, 11])
+    got = mlm.left_only_log_probs(model, x, MASK, positions=[1, 4])
+    for value, i in zip(got.tolist(), (1, 4), strict=True):
+        prefix = torch.cat([x[:i], torch.tensor([MASK])])
+        assert math.isclose(value, float(torch.log_softmax(model(prefix[None])[0, i], -1)[x[i]]), rel_tol=1e-12)
+    # at the last position nothing lies to the right: the same number as the pseudo-log-likelihood's term
+    assert math.isclose(float(got[1]), float(mlm.pseudo_log_likelihood(model, x, MASK, positions=[4])[0]),
+                        rel_tol=1e-12)
+    assert abs(float(got[0]) - float(mlm.pseudo_log_likelihood(model, x, MASK, positions=[1])[0])) > 1e-3
+    with pytest.raises(ValueError, match="positions"):
+        mlm.left_only_log_probs(model, x, MASK, positions=[5])
