@@ -8,7 +8,7 @@ import torch
 
 from course_utils import mlm
 from course_utils.text import CharTokenizer
-from course_utils.viz.ch03 import MaskingExplorer, mlm_loss_curve, pll_vs_causal
+from course_utils.viz.ch03 import MaskingExplorer, loss_by_kind_bars, mlm_loss_curve, pll_vs_causal, tick_label
 
 matplotlib.use("Agg")
 
@@ -96,3 +96,36 @@ def test_figures_draw_and_check_lengths():
     assert len(fig.axes[0].patches) == 4
     with pytest.raises(ValueError, match="same length"):
         pll_vs_causal(["a"], [-1.0, -0.5], [-2.0])
+
+
+
+def _ticks(fig) -> list[str]:
+    return [t.get_text() for t in fig.axes[0].get_xticklabels()]
+
+
+def test_token_axes_show_a_space_as_a_visible_mark():
+    assert [tick_label(t) for t in (" ", "a", "\n", "a b")] == ["␣", "a", "\\n", "a␣b"]
+    fig = pll_vs_causal([" ", "x", "\n"], [-1.0, -0.5, -2.0], [-2.0, -1.5, -1.0])
+    assert _ticks(fig) == ["␣", "x", "\\n"]
+    e = _explorer(text="the dog", rate=1.0, seed=0)
+    assert _ticks(e.make_figure()) == ["t", "h", "e", "␣", "d", "o", "g"]
+
+
+def test_pll_figure_with_the_left_only_terms_has_three_bars_per_token():
+    fig = pll_vs_causal(["a", "b"], [-1.0, -0.5], [-2.0, -1.5], left_terms=[-3.0, -2.5])
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    assert heights == [-3.0, -2.5, -1.0, -0.5, -2.0, -1.5]  # left only, both sides, causal
+    assert "left side only" in fig.axes[0].get_legend().get_texts()[0].get_text()
+    with pytest.raises(ValueError, match="same length"):
+        pll_vs_causal(["a", "b"], [-1.0, -0.5], [-2.0, -1.5], left_terms=[-3.0])
+
+
+def test_loss_by_kind_bars_group_each_model_by_kind():
+    fig = loss_by_kind_bars({"80/10/10": {"[MASK]": 2.5, "kept": 0.5}, "100 % [MASK]": {"[MASK]": 2.7, "kept": 2.9}},
+                            baseline=3.3)
+    assert [p.get_height() for p in fig.axes[0].patches] == [2.5, 0.5, 2.7, 2.9]
+    assert _ticks(fig) == ["[MASK]", "kept"] and len(fig.axes[0].lines) == 1
+    with pytest.raises(ValueError, match="kinds"):
+        loss_by_kind_bars({"a": {"[MASK]": 1.0}, "b": {"kept": 1.0}})
+    with pytest.raises(ValueError, match="empty"):
+        loss_by_kind_bars({})

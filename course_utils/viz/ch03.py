@@ -1,9 +1,9 @@
-"""Chapter 03 figures and explorers: the MLM loss curve, pseudo-log-likelihood vs causal terms, masking."""
+"""Chapter 03 figures and explorers: the MLM loss curve, the loss by position kind, per-token terms, masking."""
 
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
@@ -36,21 +36,65 @@ def mlm_loss_curve(steps: Sequence[int], train: Sequence[float], val_steps: Sequ
     return fig
 
 
-def pll_vs_causal(labels: Sequence[str], pll_terms: Sequence[float], causal_terms: Sequence[float]) -> Figure:
-    """Per-token terms of the pseudo-log-likelihood and of the causal (chain-rule) log-probability."""
+def tick_label(token: str) -> str:
+    """A token as a tick label: escapes for control characters, and a space shown as "␣"."""
+    return repr(str(token))[1:-1].replace(" ", "␣")
+
+
+def pll_vs_causal(labels: Sequence[str], pll_terms: Sequence[float], causal_terms: Sequence[float],
+                  left_terms: Sequence[float] | None = None) -> Figure:
+    """Per-token terms of the pseudo-log-likelihood and of a causal model's chain rule, one bar each.
+
+    With `left_terms` (the same bidirectional model shown only the left side, `mlm.left_only_log_probs`),
+    a third bar per token sits beside the pseudo-log-likelihood's: one model with and without the right side.
+    """
     n = same_length(labels=labels, pll_terms=pll_terms, causal_terms=causal_terms)
     pll, causal = series(pll_terms, "pll_terms"), series(causal_terms, "causal_terms")
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.32 * n + 2), 3.2))
+    bars = []
+    if left_terms is not None:
+        same_length(labels=labels, left_terms=left_terms)
+        bars.append((series(left_terms, "left_terms"), "#9ecae1",
+                     r"bidirectional, left side only: $\log \Pr(x_i \mid x_{<i})$"))
+    bars += [(pll, "C0", r"bidirectional, both sides (PLL term): $\log \Pr(x_i \mid x_{\setminus i})$"),
+             (causal, "C1", r"causal model (trained apart): $\log \Pr(x_i \mid x_{<i})$")]
+    width = 0.8 / len(bars)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.32 * n * len(bars) / 2 + 2), 3.2))
     xs = torch.arange(n).float()
-    ax.bar((xs - 0.2).tolist(), pll, width=0.4, color="C0",
-           label=r"bidirectional: $\log \Pr(x_i \mid x_{\setminus i})$")
-    ax.bar((xs + 0.2).tolist(), causal, width=0.4, color="C1",
-           label=r"causal: $\log \Pr(x_i \mid x_{<i})$")
-    ax.set_xticks(xs.tolist(), [repr(t)[1:-1] for t in labels])
+    for k, (values, color, label) in enumerate(bars):
+        ax.bar((xs + (k - (len(bars) - 1) / 2) * width).tolist(), values, width=width, color=color, label=label)
+    ax.set_xticks(xs.tolist(), [tick_label(t) for t in labels])
     ax.set_xlabel("token")
     ax.set_ylabel("log-probability (nats)")
-    ax.set_title("each token seen from both sides, or from the left only")
-    ax.legend(loc="lower left", fontsize=8)
+    ax.set_title("per-token terms: the right side helps the masked model; the causal model is another model"
+                 if left_terms is not None else "per-token terms of two models")
+    ax.legend(loc="lower left", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def loss_by_kind_bars(models: Mapping[str, Mapping[str, float]], baseline: float | None = None,
+                      title: str = "") -> Figure:
+    """Grouped bars: for each model (outer key), its held-out loss at each kind of position (inner key)."""
+    if not models:
+        raise ValueError("models is empty: give at least one model's losses by kind")
+    kinds = list(next(iter(models.values())))
+    for name, losses in models.items():
+        if list(losses) != kinds:
+            raise ValueError(f"every model must give the kinds {kinds}, in that order; {name!r} gives {list(losses)}")
+    width = 0.8 / len(models)
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    xs = torch.arange(len(kinds)).float()
+    for k, (name, losses) in enumerate(models.items()):
+        values = series([losses[kind] for kind in kinds], f"losses of {name!r}")
+        ax.bar((xs + (k - (len(models) - 1) / 2) * width).tolist(), values, width=width, color=f"C{k}", label=name)
+    if baseline is not None:
+        baseline = finite_float(baseline, "baseline")
+        ax.axhline(baseline, color="C3", linestyle="--", label=f"unigram baseline {baseline:.3f}")
+    ax.set_xticks(xs.tolist(), kinds)
+    ax.set_xlabel("kind of position (what the input shows there)")
+    ax.set_ylabel("held-out loss (nats)")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -108,7 +152,7 @@ class MaskingExplorer(Explorer):
         return self._report(len(ids))
 
     def make_figure(self) -> Figure:
-        labels = [repr(s)[1:-1] for s in self._originals]
+        labels = [s.replace(" ", "␣") for s in self._originals]  # token_log_probs escapes the rest
         return token_log_probs(labels, self.log_probs, title="log-probability of each original token")
 
     def _encode(self) -> torch.Tensor:
