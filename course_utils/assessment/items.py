@@ -14,7 +14,10 @@ leaves out. `Assignment.with_key` joins them; an item without its key is marked 
 from __future__ import annotations
 
 import copy
+import io
 import math
+import sys
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -116,15 +119,28 @@ class AnswerItem:
         return ""
 
 
+TEXT, FIGURE = "text", "figure"
+MANUAL_ANSWERS = (TEXT, FIGURE)
+
+
 @dataclass(frozen=True)
 class ManualItem:
-    """A free-text answer graded by hand, e.g. `EXPLAIN_SMOOTHING = \"\"\"…\"\"\"`: the grader records the
-    text (0 of `points` until the instructor's score is merged) and collects every student's answer."""
+    """An answer graded by hand: the grader records it (0 of `points` until the instructor's score is
+    merged) and collects every student's answer.
+
+    With `answer=TEXT` it is a string, e.g. `EXPLAIN_SMOOTHING = \"\"\"…\"\"\"`; with `answer=FIGURE` a
+    matplotlib figure (or its axes, or a PNG's bytes), e.g. `PLOT_LOSS = fig`, kept as a PNG image.
+    """
 
     name: str
     points: float
     prompt: str
     keyed: bool = False  # nothing is secret; set like the other items' when the key is attached
+    answer: str = TEXT
+
+    def __post_init__(self):
+        if self.answer not in MANUAL_ANSWERS:
+            raise ValueError(f"{self.name}: answer must be one of {', '.join(MANUAL_ANSWERS)}, got {self.answer!r}")
 
 
 MAX_MANUAL_CHARS = 20_000  # a longer answer is cut when collected
@@ -449,3 +465,200 @@ def score_answer(item: AnswerItem, got: Any) -> str | None:
     reasons = [judge(to_plain(right), got, 0.0, item.atol) for right in (item.expected, *item.also_accepted)]
     return None if None in reasons else reasons[0]
 
+
+
+# ---------------------------------------------------------------- a figure answer as plain data
+
+FIGURE_DPI = 100  # a matplotlib figure is saved at this resolution: 6.4 × 4.8 inches become 640 × 480 pixels
+MAX_FIGURE_BYTES = 240_000
+"""A figure's PNG, at most: it crosses from the sandbox as a uint8 array in one JSON message of at most 4 characters
+a byte, which must stay under the grader's 1 MiB per message (`parent.MAX_LINE_BYTES`). A line plot is about 20 kB."""
+MAX_FIGURE_SIDE = 4000  # pixels, either way
+MAX_FIGURE_PIXELS = 4_000_000  # width × height, so that its pixels unpacked stay under 32 MB
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}  # colour type → depths
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+_PNG_KEPT = (b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND")  # all a browser needs; text and other chunks are dropped
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+@dataclass(frozen=True)
+class Png:
+    """A checked PNG image: its size in pixels and its bytes rewritten with only the chunks that draw it."""
+
+    width: int
+    height: int
+    data: bytes
+
+
+def figure_outcome(value: Any) -> Outcome:
+    """A figure answer as plain data (its PNG's bytes as a uint8 array), or why it is not one; runs next to
+    the learner's code, so the trusted side checks the bytes again with `read_png`."""
+    try:
+        data = figure_png(value)
+    except Unsupported as exc:
+        return Outcome(error=f"{UNSUPPORTED}{exc}")
+    return Outcome(value={"__array__": True, "dtype": "uint8", "shape": [len(data)], "data": list(data)})
+
+
+def figure_png(value: Any) -> bytes:
+    """The PNG of a matplotlib figure (or of the figure holding an axes), or PNG bytes as given; Unsupported
+    saying what `value` is instead, or why it cannot be saved."""
+    if type(value) in (bytes, bytearray):
+        return _png_bytes(bytes(value))
+    figure = _matplotlib_figure(value)
+    if figure is None:
+        raise Unsupported(f"{'None' if value is None else _a(type(value).__name__)}, not a matplotlib figure")
+    try:
+        width, height = (float(x) * FIGURE_DPI for x in figure.get_size_inches())
+    except Exception as exc:
+        raise Unsupported(f"a figure whose size cannot be read ({type(exc).__name__})") from None
+    if not (math.isfinite(width) and math.isfinite(height)) or _too_large(round(width), round(height)):
+        raise Unsupported(f"a figure of {width:.0f} × {height:.0f} pixels at {FIGURE_DPI} dpi, larger than "
+                          f"{_size_limit()}; make it smaller with figsize")
+    buffer = io.BytesIO()
+    try:
+        figure.savefig(buffer, format="png", dpi=FIGURE_DPI)
+    except Exception as exc:
+        raise Unsupported(f"a figure that cannot be saved as PNG ({type(exc).__name__}: {exc})"[:300]) from None
+    return _png_bytes(buffer.getvalue())
+
+
+def read_png(data: bytes) -> Png:
+    """Check that `data` is one whole PNG image within the size limits and return it; ValueError naming the problem.
+
+    Every chunk's length and checksum is checked, the header's size and pixel format, and the pixel
+    data is unpacked (bounded by the header's size) to be sure it is exactly as long as the image.
+    """
+    if len(data) > MAX_FIGURE_BYTES:
+        raise ValueError(f"the image has {len(data):,} bytes, more than the limit of {MAX_FIGURE_BYTES:,}")
+    if not data.startswith(PNG_SIGNATURE):
+        raise ValueError("it is not a PNG image (its first bytes are not a PNG's signature)")
+    chunks = _png_chunks(data)
+    if not chunks or chunks[0][0] != b"IHDR":
+        raise ValueError("the PNG does not start with its header chunk")
+    width, height, depth, colour, interlace = _png_header(chunks[0][1])
+    kinds = [kind for kind, _ in chunks]
+    if kinds.count(b"IHDR") != 1 or b"IDAT" not in kinds:
+        raise ValueError("the PNG needs one header and some pixel data")
+    first, last = kinds.index(b"IDAT"), len(kinds) - 1 - kinds[::-1].index(b"IDAT")
+    if any(k != b"IDAT" for k in kinds[first:last + 1]):
+        raise ValueError("the PNG's pixel data is split by other chunks")
+    if colour == 3 and b"PLTE" not in kinds[:first]:
+        raise ValueError("the PNG uses a palette but has none before its pixel data")
+    pixels = b"".join(body for kind, body in chunks if kind == b"IDAT")
+    _check_pixels(pixels, width, height, depth * _PNG_CHANNELS[colour], interlace)
+    kept = [(kind, body) for kind, body in chunks if kind in _PNG_KEPT and kind != b"IDAT"]
+    at = next(i for i, (kind, _) in enumerate(kept) if kind == b"IEND")
+    kept.insert(at, (b"IDAT", pixels))
+    return Png(width, height, PNG_SIGNATURE + b"".join(_png_chunk(kind, body) for kind, body in kept))
+
+
+def _matplotlib_figure(value: Any) -> Any:
+    """The matplotlib Figure that `value` is, or that holds it (an axes, a subfigure); None for anything else."""
+    module = sys.modules.get("matplotlib.figure")
+    if module is None:  # matplotlib was never imported, so `value` cannot be one of its figures
+        return None
+    for _ in range(10):
+        if isinstance(value, module.Figure):
+            return value
+        if not isinstance(value, module.SubFigure) and not _is_axes(value):
+            return None
+        value = value.figure
+    return None
+
+
+def _is_axes(value: Any) -> bool:
+    axes = sys.modules.get("matplotlib.axes")
+    return axes is not None and isinstance(value, axes.Axes)
+
+
+def _png_bytes(data: bytes) -> bytes:
+    """PNG bytes after a first check of size and kind (the trusted side reads them fully with `read_png`)."""
+    if data.lstrip()[:5].lower() in (b"<svg ", b"<svg>", b"<?xml"):
+        raise Unsupported("an SVG image; give the matplotlib figure itself, which is saved as a PNG")
+    if not data.startswith(PNG_SIGNATURE):
+        raise Unsupported("bytes that are not a PNG image")
+    if len(data) > MAX_FIGURE_BYTES:
+        raise Unsupported(f"a PNG of {len(data):,} bytes, more than the limit of {MAX_FIGURE_BYTES:,}; "
+                          "make the figure smaller")
+    return data
+
+
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """Every chunk (type, body) up to IEND, each checked for length, name and checksum; nothing may follow IEND."""
+    chunks, at = [], len(PNG_SIGNATURE)
+    while True:
+        if at + 12 > len(data):
+            raise ValueError("the PNG ends before its end chunk (IEND)")
+        size = int.from_bytes(data[at:at + 4], "big")
+        kind = data[at + 4:at + 8]
+        if size > len(data) - at - 12:
+            raise ValueError(f"a PNG chunk claims {size:,} bytes, more than the file holds")
+        if not kind.isalpha():
+            raise ValueError("the PNG has a chunk with a malformed name")
+        body = data[at + 8:at + 8 + size]
+        if int.from_bytes(data[at + 8 + size:at + 12 + size], "big") != zlib.crc32(kind + body):
+            raise ValueError(f"the PNG chunk {kind.decode()} is damaged (its checksum does not match)")
+        if kind[:1].isupper() and kind not in _PNG_KEPT:
+            raise ValueError(f"the PNG has a critical chunk {kind.decode()} that no viewer knows")
+        chunks.append((kind, body))
+        at += 12 + size
+        if kind == b"IEND":
+            if at != len(data):
+                raise ValueError("the PNG has data after its end chunk (IEND)")
+            return chunks
+
+
+def _png_header(body: bytes) -> tuple[int, int, int, int, int]:
+    """Width, height, bit depth, colour type and interlace method from an IHDR chunk, each checked."""
+    if len(body) != 13:
+        raise ValueError("the PNG's header chunk has the wrong length")
+    width, height = int.from_bytes(body[0:4], "big"), int.from_bytes(body[4:8], "big")
+    depth, colour, compression, filtering, interlace = body[8:13]
+    if depth not in _PNG_DEPTHS.get(colour, ()) or compression or filtering or interlace not in (0, 1):
+        raise ValueError("the PNG's header names a pixel format that does not exist")
+    if not width or not height:
+        raise ValueError("the PNG has no pixels (a width or height of 0)")
+    if _too_large(width, height):
+        raise ValueError(f"the image is {width} × {height} pixels, larger than {_size_limit()}")
+    return width, height, depth, colour, interlace
+
+
+def _check_pixels(compressed: bytes, width: int, height: int, bits: int, interlace: int) -> None:
+    """The pixel data unpacks to exactly the image's rows (no more is ever unpacked), each with a valid filter."""
+    passes = _ADAM7 if interlace else ((0, 0, 1, 1),)
+    rows = []
+    for x0, y0, dx, dy in passes:
+        columns, lines = -(-(width - x0) // dx), -(-(height - y0) // dy)
+        if columns > 0 and lines > 0:
+            rows += [1 + -(-columns * bits // 8)] * lines
+    expected = sum(rows)
+    unpack = zlib.decompressobj()
+    try:
+        raw = unpack.decompress(compressed, expected + 1)
+    except zlib.error:
+        raise ValueError("the PNG's pixel data is damaged (it does not decompress)") from None
+    if len(raw) != expected or not unpack.eof or unpack.unused_data:
+        raise ValueError("the PNG's pixel data does not match its width and height")
+    at = 0
+    for length in rows:
+        if raw[at] > 4:
+            raise ValueError("the PNG's pixel data has a row with an unknown filter")
+        at += length
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+
+def _too_large(width: int, height: int) -> bool:
+    return width > MAX_FIGURE_SIDE or height > MAX_FIGURE_SIDE or width * height > MAX_FIGURE_PIXELS
+
+
+def _size_limit() -> str:
+    return f"{MAX_FIGURE_SIDE} pixels a side and {MAX_FIGURE_PIXELS:,} pixels in all"
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"

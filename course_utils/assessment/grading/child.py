@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..items import Outcome, call_case, plain_outcome
+from ..items import Outcome, call_case, figure_outcome, plain_outcome
 from . import protocol
 from .notebook import python_source
 from .processes import (
@@ -342,8 +342,11 @@ class Runner:
         deps: tuple | None = ()
         if value is _MISSING:
             msg = protocol.item_message(name, final, protocol.MISSING)
+        elif item.kind == protocol.FIGURE:
+            deps = None  # a figure can change after it was assigned (a later cell draws on it): read it again
+            msg = self._read_answer(name, final, value, figure_outcome)
         elif item.kind == protocol.ANSWER:
-            msg = self._read_answer(name, final, value)
+            msg = self._read_answer(name, final, value, plain_outcome)
         elif not callable(value):
             msg = protocol.item_message(name, final, protocol.NOT_CALLABLE, type_name=type(value).__name__)
         else:
@@ -354,9 +357,10 @@ class Runner:
         self._flush()
         self._send(msg)
 
-    def _read_answer(self, name: str, final: bool, value: Any) -> dict:
+    def _read_answer(self, name: str, final: bool, value: Any, read: Callable[[Any], Outcome]) -> dict:
+        """An answer variable's outcome: its plain value, or for a figure the PNG it saves as (`read`)."""
         try:
-            got = self._limited(lambda: self._safe(lambda: plain_outcome(value)))
+            got = self._limited(lambda: self._safe(lambda: read(value)))
         except _Timeout:
             return protocol.item_message(name, final, protocol.TIMEOUT, [])
         return protocol.item_message(name, final, protocol.OK, [protocol.outcome(got)])

@@ -9,6 +9,9 @@ from typing import Any
 
 FORMATS = ("md", "html")
 _LONGEST_BACKTICKS = re.compile(r"`+")
+_MD_START = "# Feedback: "
+_HTML_START = '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>Feedback: '
+PENDING = "📝"  # how a recorded answer's feedback starts until it is graded (a manual item before its score)
 
 
 def write_feedback(path: Path, results: dict[str, Any]) -> None:
@@ -22,6 +25,18 @@ def write_feedback(path: Path, results: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def is_feedback(path: Path) -> bool:
+    """Whether `path` is a feedback file written here (so that rewriting it loses nothing of anyone's)."""
+    start = {"md": _MD_START, "html": _HTML_START}.get(path.suffix.lstrip("."))
+    if start is None or path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(start.encode())) == start.encode()
+    except OSError:
+        return False
+
+
 def parts(results: dict[str, Any]) -> tuple[str, list[tuple[str, str, str, str]], list[tuple[int, str]]]:
     """A feedback file's pieces: the score line, each item (mark, name, points, feedback), the cells that raised."""
     extra = results.get("extra_data") or {}
@@ -32,7 +47,7 @@ def parts(results: dict[str, Any]) -> tuple[str, list[tuple[str, str, str, str]]
     for t in results.get("tests", []):
         full = t.get("score") == t.get("max_score")
         text = " ".join(str(t.get("output", "")).split())
-        mark = "✅" if full else "❌"
+        mark = "✅" if full else PENDING if text.startswith(PENDING) else "❌"
         items.append((mark, str(t.get("name", "")), f"{t.get('score', 0)}/{t.get('max_score', 0)}",
                       text.removeprefix(mark).lstrip()))
     cells = [(int(n), str(err)) for n, err in extra.get("cell_errors", [])]
@@ -43,7 +58,7 @@ def markdown(results: dict[str, Any]) -> str:
     """The feedback as Markdown: student-made text is HTML-escaped, cell errors sit in a code fence."""
     name = str((results.get("extra_data") or {}).get("submission", ""))
     head, items, cells = parts(results)
-    lines = [f"# Feedback: {_md_text(name)}", "", f"**{_md_text(head)}**", "", "## Items", ""]
+    lines = [f"{_MD_START}{_md_text(name)}", "", f"**{_md_text(head)}**", "", "## Items", ""]
     lines += [f"- {mark} **{_md_text(item)}** ({points}): {_md_text(text)}" for mark, item, points, text in items]
     if cells:
         lines += ["", "## Cells that raised an error", ""]
@@ -65,8 +80,7 @@ def page(results: dict[str, Any]) -> str:
         body.append("<h2>Cells that raised an error</h2>")
         body += [f"<p>Cell {n}:</p>\n<pre>{html.escape(err)}</pre>" for n, err in cells]
     style = "body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{padding:.3em;text-align:left}"
-    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-            f"<title>Feedback: {name}</title><style>{style}</style></head>\n<body>\n"
+    return (f"{_HTML_START}{name}</title><style>{style}</style></head>\n<body>\n"
             + "\n".join(body) + "\n</body></html>\n")
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..items import MAX_ELEMENTS, UNSUPPORTED, Outcome
 
-FUNCTION, ANSWER = "function", "answer"
+FUNCTION, ANSWER, FIGURE = "function", "answer", "figure"  # FIGURE: an answer sent as a PNG image
 OK, TIMEOUT, MISSING, NOT_CALLABLE, INVALID = "ok", "timeout", "missing", "not callable", "invalid"
 MAX_ERROR_CHARS = 300
 MAX_OUTCOME_ERROR_CHARS = 500
@@ -71,7 +71,7 @@ class ItemSpec:
     """
 
     name: str
-    kind: str  # FUNCTION or ANSWER
+    kind: str  # FUNCTION, ANSWER or FIGURE
     cases: tuple[tuple, ...] = ()
     reference: str = ""
 

@@ -10,6 +10,7 @@ from .results import Graded, load_results, number, shown
 
 REPORT_MD = "report.md"
 REPORT_PNG = "report.png"
+_REPORT_START = "# Class report: "
 _MESSAGE_CHARS = 200
 
 
@@ -47,7 +48,7 @@ def markdown(grades: list[Graded], folder: Path) -> str:
     """The report as Markdown: the class's scores, then one table row per item."""
     scores = [g.score for g in grades]
     top = max(g.max_score for g in grades)
-    lines = [f"# Class report: {_cell(str(folder))}", "",
+    lines = [f"{_REPORT_START}{_cell(str(folder))}", "",
              f"{len(grades)} submissions; mean score {number(sum(scores) / len(scores))} / {number(top)}, "
              f"lowest {number(min(scores))}, highest {number(max(scores))}.", "",
              f"![score histogram]({REPORT_PNG})", "",
@@ -92,6 +93,17 @@ def write_report(folder: Path) -> str:
     histogram(grades, folder / REPORT_PNG)
     (folder / REPORT_MD).write_text(text, encoding="utf-8", errors="backslashreplace")
     return text
+
+
+def is_report(path: Path) -> bool:
+    """Whether `path` is a class report written here (not, say, the feedback of a submission named `report`)."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(_REPORT_START.encode())) == _REPORT_START.encode()
+    except OSError:
+        return False
 
 
 def _cell(text: str) -> str:

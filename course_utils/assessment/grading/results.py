@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import io
 import json
@@ -30,6 +32,7 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _CELL_NAME = re.compile(r"<cell (\d+)>")
 _ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _SUMMARY_NAMES = 10
+FIGURES = "figures"  # extra_data: each recorded figure answer's PNG, in base64, by item
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,22 @@ def graded(submission: str, items: list[ItemResult], run: RunResult, timeout: fl
                        "flags": flags,
                        "cell_errors": [[n, err] for n, err in cell_errors[:_MAX_CELL_ERRORS_SHOWN]]},
     }
+    figures = {i.name: base64.b64encode(i.figure).decode("ascii") for i in items if i.figure is not None}
+    if figures:
+        results["extra_data"][FIGURES] = figures
     return Graded(submission, score, max_score, status, results, flags)
+
+
+def recorded_figure(grade: Graded, item: str) -> bytes | None:
+    """The PNG a figure answer recorded in `extra_data` (still to be checked with `items.read_png`), or None."""
+    figures = grade.results.get("extra_data", {}).get(FIGURES)
+    text = figures.get(item) if type(figures) is dict else None
+    if type(text) is not str:
+        return None
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 def flag_reasons(run: RunResult) -> dict[str, str]:

@@ -14,7 +14,22 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
-from ..items import MAX_MANUAL_CHARS, AnswerItem, Assignment, FunctionItem, Item, ManualItem
+import numpy as np
+
+from ..items import (
+    FIGURE,
+    MAX_MANUAL_CHARS,
+    UNSUPPORTED,
+    AnswerItem,
+    Assignment,
+    FunctionItem,
+    Item,
+    ManualItem,
+    Outcome,
+    Png,
+    describe,
+    read_png,
+)
 from ..verdict import (
     MANUAL_ANSWER,
     ExpectedCase,
@@ -32,12 +47,13 @@ from . import protocol
 
 @dataclass(frozen=True)
 class ItemResult:
-    """The score and feedback of one graded item."""
+    """The score and feedback of one graded item (and a figure answer's checked PNG, kept for the instructor)."""
 
     name: str
     score: float
     max_score: float
     output: str
+    figure: bytes | None = None
 
 
 PUBLIC_ONLY = "(Public cases only: this course tree has no instructor key.)"
@@ -61,7 +77,7 @@ class Plan:
     def child_spec(self) -> list[protocol.ItemSpec]:
         """What the child may know: item names, kinds and case arguments (never expected values)."""
         return [protocol.ItemSpec(item.name, protocol.FUNCTION, tuple(c.args for c in self.cases[item.name]))
-                if isinstance(item, FunctionItem) else protocol.ItemSpec(item.name, protocol.ANSWER)
+                if isinstance(item, FunctionItem) else protocol.ItemSpec(item.name, _answer_kind(item))
                 for item in self.assignment.items]
 
     def score(self, reports: dict[str, protocol.ItemReport]) -> list[ItemResult]:
@@ -85,6 +101,9 @@ class Plan:
     def _score_item(self, item: Item, report: protocol.ItemReport | None) -> ItemResult:
         verdict = self.verdict(item, report)
         points = float(item.points)
+        if isinstance(item, ManualItem) and item.answer == FIGURE:
+            png = recorded_figure(report) if verdict.pending else None
+            return ItemResult(item.name, 0.0, points, verdict.line(), png.data if png else None)
         if isinstance(item, ManualItem):
             return ItemResult(item.name, 0.0, points, manual_output(verdict, report))
         if item.keyed:
@@ -106,6 +125,8 @@ class Plan:
         timed_out = report.state == protocol.TIMEOUT
         if timed_out and isinstance(item, (AnswerItem, ManualItem)):
             return answer_timeout()
+        if isinstance(item, ManualItem) and item.answer == FIGURE:
+            return figure_verdict(item, report.outcomes)
         return item_verdict(item, self.cases.get(item.name, ()), report.outcomes, timed_out)
 
 
@@ -123,3 +144,48 @@ def manual_output(verdict: Verdict, report: protocol.ItemReport | None) -> str:
         return verdict.line()
     text = str(report.outcomes[0].value)[:MAX_MANUAL_CHARS]
     return f"{verdict.line()}\n{MANUAL_ANSWER}\n{text}"
+
+
+def _answer_kind(item: Item) -> str:
+    """How the child reads an answer variable: as plain data, or a figure as the PNG it saves as."""
+    return protocol.FIGURE if isinstance(item, ManualItem) and item.answer == FIGURE else protocol.ANSWER
+
+
+FIGURE_HINT = "assign the matplotlib figure itself, e.g. `fig, ax = plt.subplots()`, draw on `ax`, then `{name} = fig`"
+
+
+def figure_verdict(item: ManualItem, outcomes: tuple[Outcome, ...]) -> Verdict:
+    """A figure answer: recorded when the PNG that came back is a whole image within the limits, else why not."""
+    if len(outcomes) != 1:
+        return invalid_result()
+    got = outcomes[0]
+    hint = FIGURE_HINT.format(name=item.name)
+    if got.error is not None:
+        unsupported = got.error.startswith(UNSUPPORTED)
+        why = f"it is {got.error.removeprefix(UNSUPPORTED)}" if unsupported else f"reading it raised {got.error}"
+        return Verdict(False, f"`{item.name}` cannot be recorded as a figure: {why}", hint)
+    data = png_bytes(got.value)
+    if data is None:
+        return Verdict(False, f"`{item.name}` cannot be recorded as a figure: it is {describe(got.value)}", hint)
+    try:
+        png = read_png(data)
+    except ValueError as exc:
+        return Verdict(False, f"`{item.name}` cannot be recorded as a figure: {exc}", hint)
+    return Verdict(False, f"recorded (a figure of {png.width} × {png.height} pixels); graded by hand", pending=True)
+
+
+def recorded_figure(report: protocol.ItemReport | None) -> Png | None:
+    """The checked PNG of a recorded figure answer (None when the report holds none)."""
+    data = png_bytes(report.outcomes[0].value) if report is not None and len(report.outcomes) == 1 else None
+    try:
+        return read_png(data) if data is not None else None
+    except ValueError:
+        return None
+
+
+def png_bytes(value: object) -> bytes | None:
+    """The bytes of a one-dimensional uint8 array (how a figure's PNG crosses), None for any other value."""
+    if (type(value) is not dict or value.get("__array__") is not True or value.get("dtype") != "uint8"
+            or type(value.get("shape")) is not list or len(value["shape"]) != 1):
+        return None
+    return np.asarray(value["data"], dtype=np.uint8).tobytes()
