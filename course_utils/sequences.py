@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .validate import ArrayLike, as_tensor, non_negative_float, probability_rows
+from .validate import ArrayLike, as_tensor, int_at_least, non_negative_float, probability_rows
 
 
 def sequence_log_prob(conditionals: ArrayLike) -> float:
@@ -22,6 +22,34 @@ def sequence_log_prob(conditionals: ArrayLike) -> float:
 def sum_log_probs(log_probs: ArrayLike) -> float:
     """Σ_t log Pr(y_t | x, y_<t): a sequence's (conditional) log-likelihood from its per-step log-probs."""
     return float(_log_probabilities(log_probs, "log_probs").sum())
+
+
+def response_log_prob(token_log_probs: ArrayLike, prompt_length: int) -> float:
+    """log Pr(y | x): the sum of the terms after the first `prompt_length` (the prompt x's own terms are left out).
+
+    `token_log_probs` lists log Pr(x_1), log Pr(x_2 | x_1), … for the prompt followed by the response;
+    the joint log Pr(x, y) is the sum of all of them, and log Pr(x, y) = log Pr(x) + log Pr(y | x).
+    """
+    lp = _log_probabilities(token_log_probs, "token_log_probs")
+    prompt_length = int_at_least(prompt_length, "prompt_length", 0)
+    if prompt_length >= lp.numel():
+        raise ValueError(f"prompt_length ({prompt_length}) must leave at least one response token "
+                         f"among the {lp.numel()} terms")
+    return float(lp[prompt_length:].sum())
+
+
+def within_term_bound(total: float, log_probs: ArrayLike, tol: float = 1e-9) -> bool:
+    """Whether a claimed total log-probability is at most every one of its terms, as every true total is.
+
+    Each term log Pr(x_i | x_<i) is ≤ 0, so adding the others can only move the sum further from 0:
+    Σ_i log Pr(x_i | x_<i) ≤ min_i log Pr(x_i | x_<i). A total closer to 0 than some term is wrong (a
+    product of log-probabilities, the log of summed probabilities, a mean); passing proves nothing.
+    """
+    lp = _log_probabilities(log_probs, "log_probs")
+    value = float(total)
+    if math.isnan(value):
+        raise ValueError("total is NaN")
+    return value <= float(lp.min()) + non_negative_float(tol, "tol")
 
 
 def two_sequence_objective(p_x0: float, p_x1: float, p_y0: float, p_y1: float, p_y2: float) -> float:
@@ -51,6 +79,11 @@ def perplexity_from_log_probs(token_log_probs: ArrayLike) -> float:
 def bits_per_token(mean_nll: float) -> float:
     """Mean negative log-likelihood converted from nats to bits (÷ ln 2)."""
     return non_negative_float(mean_nll, "mean_nll") / math.log(2)
+
+
+def bits_from_log_probs(token_log_probs: ArrayLike) -> float:
+    """Bits per token: −mean log Pr(x_t | x_<t) (natural logs) divided by ln 2."""
+    return bits_per_token(float(-_log_probabilities(token_log_probs, "token_log_probs").mean()))
 
 
 def perplexity_from_bits(bits: float) -> float:

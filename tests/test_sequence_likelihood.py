@@ -8,15 +8,18 @@ import pytest
 import torch
 
 from course_utils.sequences import (
+    bits_from_log_probs,
     bits_per_token,
     dataset_log_likelihood,
     perplexity,
     perplexity_from_bits,
     perplexity_from_log_probs,
+    response_log_prob,
     sequence_log_prob,
     sum_log_probs,
     temperature_distribution,
     two_sequence_objective,
+    within_term_bound,
 )
 
 
@@ -165,3 +168,40 @@ def test_generate_samples_the_same_tokens_as_softmax_of_scaled_logits(temperatur
     if temperature > 0:  # the draws really are random: another seed gives other tokens
         other = model.generate(prompt, 40, torch.Generator().manual_seed(12), temperature=temperature)
         assert not torch.equal(other, ours)
+
+
+def test_a_total_is_never_closer_to_zero_than_any_of_its_terms():
+    g = torch.Generator().manual_seed(0)
+    for _ in range(200):  # the rule holds for every true total
+        terms = torch.log(torch.rand(int(torch.randint(1, 8, (1,), generator=g)), generator=g, dtype=torch.float64))
+        assert within_term_bound(float(terms.sum()), terms)
+    steps = [-0.7, -0.4]
+    assert within_term_bound(sum_log_probs(steps), steps)
+    # the flawed calculations each break it, including ones that look plausible because they are negative
+    assert not within_term_bound(steps[0] * steps[1], steps)  # 0.28
+    assert not within_term_bound(-0.7 * -0.4 * -0.5, [-0.7, -0.4, -0.5])  # -0.14
+    assert not within_term_bound(math.log(0.1 + 0.2), [math.log(0.1), math.log(0.2)])  # -1.20
+    assert not within_term_bound(sum(steps) / 2, steps)  # a mean, -0.55
+    assert within_term_bound(steps[0], steps)  # forgetting the -0.4 term is not caught: the rule is necessary only
+    with pytest.raises(ValueError, match="log-probabilities <= 0"):
+        within_term_bound(-1.0, [0.5])
+    with pytest.raises(ValueError, match="NaN"):
+        within_term_bound(float("nan"), steps)
+
+
+def test_response_log_prob_is_the_joint_minus_the_prompt():
+    terms = [-1.2, -0.9, -0.7, -0.4]
+    assert response_log_prob(terms, 2) == pytest.approx(-1.1)
+    assert response_log_prob(terms, 0) == pytest.approx(sum(terms))  # no prompt: conditional = joint
+    assert sum(terms[:2]) + response_log_prob(terms, 2) == pytest.approx(sum(terms))
+    for bad, message in [(4, "at least one response token"), (-1, "prompt_length"), (1.0, "prompt_length")]:
+        with pytest.raises(ValueError, match=message):
+            response_log_prob(terms, bad)
+
+
+def test_bits_from_log_probs_is_log2_of_the_perplexity():
+    lp = [math.log(0.5), math.log(0.125), -0.3]
+    assert bits_from_log_probs([math.log(0.25)] * 3) == pytest.approx(2.0)
+    assert 2 ** bits_from_log_probs(lp) == pytest.approx(perplexity_from_log_probs(lp), rel=1e-12)
+    with pytest.raises(ValueError, match="log-probabilities"):
+        bits_from_log_probs([0.1])

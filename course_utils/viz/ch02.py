@@ -1,4 +1,4 @@
-"""Chapter 02 figures and explorers: per-token log-probabilities, length, entropy convergence, temperature."""
+"""Chapter 02 figures and explorers: bigram counts, per-token log-probabilities, length, entropy, temperature."""
 
 from __future__ import annotations
 
@@ -13,12 +13,35 @@ import torch
 from matplotlib.figure import Figure
 
 from ..validate import finite_float
-from .common import same_length, series, token_log_probs
+from .common import same_length, series, tick_label, token_log_probs
 from .explorer import Explorer, Rejected
 
 if TYPE_CHECKING:  # annotations only: the explorer works with any model and tokenizer of this shape
     from ..ngram import BigramModel
     from ..text import CharTokenizer, WordTokenizer
+
+
+def bigram_heatmap(counts: torch.Tensor, labels: Sequence[str], title: str = "bigram counts") -> Figure:
+    """The pair counts C[a, b] = #(a followed by b) as a heat map: previous token down, next token across.
+
+    Colours follow log(1 + count), so rare pairs stay visible beside frequent ones; a space in a
+    label shows as "␣".
+    """
+    c = torch.as_tensor(counts, dtype=torch.float64)
+    if c.ndim != 2 or c.shape[0] != c.shape[1] or c.shape[0] != len(labels):
+        raise ValueError(f"counts must have shape (len(labels), len(labels)) = ({len(labels)}, {len(labels)}), "
+                         f"got {tuple(c.shape)}")
+    if not torch.isfinite(c).all() or (c < 0).any():
+        raise ValueError("counts must be finite and non-negative")
+    ticks = [tick_label(s) for s in labels]
+    fig, ax = plt.subplots(figsize=(6.0, 5.0), layout="constrained")
+    image = ax.imshow(torch.log1p(c).numpy(), cmap="viridis")
+    ax.set_xticks(np.arange(len(ticks)), ticks)
+    ax.set_yticks(np.arange(len(ticks)), ticks)
+    ax.grid(False)
+    ax.set(xlabel="next token b", ylabel="previous token a", title=title)
+    fig.colorbar(image, ax=ax, label="log(1 + #(a b))")
+    return fig
 
 
 def entropy_convergence(ns: Sequence[int], cross_entropy: Sequence[float], entropy: float) -> Figure:
@@ -65,7 +88,7 @@ def temperature_bars(labels: Sequence[str], probs: torch.Tensor, temperatures: S
     fig, ax = plt.subplots(layout="constrained")
     for j, (t, row) in enumerate(zip(temperatures, rows.numpy(), strict=True)):
         ax.bar(pos + (j - (len(temperatures) - 1) / 2) * width, row, width=width, label=f"T = {t:g}")
-    ax.set_xticks(pos, [repr(s)[1:-1] or "␣" for s in labels])
+    ax.set_xticks(pos, [tick_label(s) for s in labels])
     ax.set(xlabel="next token", ylabel="probability", title="low T sharpens, high T flattens")
     ax.legend(fontsize=8)
     return fig

@@ -49,7 +49,7 @@ def token_log_probs(labels: Sequence[str], log_probs: Sequence[float], title: st
     colors = ["C3" if not np.isfinite(v) else "C0" for v in lp]
     ax.bar(pos, shown, color=colors, label="log Pr(token | previous)")
     ax.set_ylabel("log-probability (nats)")
-    ax.set_xticks(pos, [repr(s)[1:-1] or "␣" for s in labels])
+    ax.set_xticks(pos, [tick_label(s) for s in labels])
     twin = ax.twinx()
     twin.plot(pos, np.cumsum(shown), color="C1", marker=".", label="running total")
     twin.set_ylabel("running total (nats)", color="C1")
@@ -58,6 +58,14 @@ def token_log_probs(labels: Sequence[str], log_probs: Sequence[float], title: st
     handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
     ax.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="lower left")
     return fig
+
+
+def tick_label(token: str) -> str:
+    """A token as a tick label: a space shows as "␣", a newline or tab as its escape (\\n, \\t)."""
+    if not isinstance(token, str):
+        raise ValueError(f"a token label must be a string, got {type(token).__name__}")
+    shown = repr(token)[1:-1].replace("\\'", "'").replace(" ", "␣")
+    return shown or "∅"
 
 
 # ---------------------------------------------------------------- input checks shared by the figures

@@ -6,8 +6,10 @@ import math
 
 import torch
 
+from ....ngram import bigram_probabilities
 from ....synthetic import SyntheticLanguage
 from ...items import AnswerKey, Case, FunctionKey, Mistake
+from ..ch02_autoregressive import _table, bigram_by_gradient
 
 
 def _as_list(x) -> list[float]:
@@ -43,6 +45,61 @@ def _tokens(vocab_size: int, n: int, seed: int) -> list[int]:
 def _probs(n: int, seed: int, low: float = 0.05) -> list[float]:
     g = torch.Generator().manual_seed(seed)
     return (low + (1 - low) * torch.rand(n, generator=g, dtype=torch.float64)).tolist()
+
+
+def _descent(tokens, v: int, steps: int, lr: float, scale: float = 1.0, dim: int = 1, extra: int = 0):
+    """Gradient descent on the bigram logits with one thing changed: a scaled step, the softmax's axis, more steps."""
+    t = torch.as_tensor(tokens).long()
+    w = torch.zeros(v, v, dtype=torch.float64, requires_grad=True)
+    x, n = torch.nn.functional.one_hot(t[:-1], v).double(), len(t) - 1
+    for _ in range(int(steps) + extra):
+        loss = -scale * torch.log_softmax(x @ w, dim=1 if dim == 1 else 0)[torch.arange(n), t[1:]].mean()
+        (grad,) = torch.autograd.grad(loss, w)
+        w = (w - lr * grad).detach().requires_grad_(True)
+    return torch.softmax(w.detach(), dim)
+
+
+def _heldout_score(train, heldout, v: int, k: float, denominator_k: float | None = None) -> float:
+    t = torch.as_tensor(heldout).long()
+    if denominator_k is None:
+        table = bigram_probabilities(train, v, k)
+    else:  # (C + k) / (row total + denominator_k): a table whose rows need not sum to 1
+        s = torch.as_tensor(train).long()
+        c = torch.zeros(v, v, dtype=torch.float64)
+        c.index_put_((s[:-1], s[1:]), torch.ones(len(s) - 1, dtype=torch.float64), accumulate=True)
+        table = (c + k) / (c.sum(1, keepdim=True) + denominator_k).clamp_min(1e-300)
+    return float(torch.log(table[t[:-1], t[1:]]).sum())
+
+
+def _train_score(train, heldout, v: int, k: float) -> float:
+    return _heldout_score(train, train, v, k)
+
+
+def _pick(ks, score, best=max):
+    values = [score(float(k)) for k in ks]
+    return float(ks[best(range(len(values)), key=lambda i: values[i])])
+
+
+def _sample(transition, first, n_tokens, seed, row=True, feed_back=True, greedy=False, fresh=False, extra=0):
+    """The sampler with one thing changed: column, no feedback, argmax, a fresh generator per draw, one more."""
+    table = torch.as_tensor(transition, dtype=torch.float64)
+    g = torch.Generator().manual_seed(seed)
+    out = [int(first)]
+    for _ in range(int(n_tokens) - 1 + extra):
+        prev = out[-1] if feed_back else out[0]
+        weights = table[prev] if row else table[:, prev]
+        if greedy:
+            out.append(int(weights.argmax()))
+            continue
+        gen = torch.Generator().manual_seed(seed) if fresh else g
+        out.append(int(torch.multinomial(weights, 1, generator=gen)))
+    return out
+
+
+def _random_table(v: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    w = -torch.log(torch.rand(v, v, generator=g, dtype=torch.float64))
+    return w / w.sum(1, keepdim=True)
 
 
 KEY = {
@@ -107,6 +164,20 @@ KEY = {
             Mistake("mean instead of sum", lambda lp: sum(_as_list(lp)) / len(_as_list(lp))),
         ),
     ),
+    "response_log_likelihood": FunctionKey(
+        hidden=(Case(([-0.3, -0.7], 1)), Case(([-1.5, -0.2, -3.0, -0.1, -0.6], 3)),
+                Case(([-0.4, -0.9, -0.2], 0)),  # no prompt: the conditional is the joint
+                Case((torch.tensor([-2.0, -1.0, -0.5, -0.25], dtype=torch.float64), 2))),
+        mistakes=(
+            Mistake("the joint log Pr(x, y): the prompt's terms included", lambda lp, m: sum(_as_list(lp)),
+                    pitfall=True),
+            Mistake("drops the first response token", lambda lp, m: sum(_as_list(lp)[m + 1:])),
+            Mistake("includes the last prompt token", lambda lp, m: sum(_as_list(lp)[max(m - 1, 0):])),
+            Mistake("returns log Pr(x), the prompt's part", lambda lp, m: sum(_as_list(lp)[:m])),
+            Mistake("mean over the response instead of sum", lambda lp, m: sum(_as_list(lp)[m:]) / len(
+                _as_list(lp)[m:])),
+        ),
+    ),
     "ANSWER_FLAWED_CALCULATION": AnswerKey(
         expected="D",
         why_not=(("A", "log(e^-0.7 + e^-0.4) = log(1.167) ≈ 0.154, not 0.28."),
@@ -142,6 +213,36 @@ KEY = {
             Mistake("wraps around the end", _wrapped),
         ),
     ),
+    "fit_bigram_by_gradient": FunctionKey(
+        hidden=(Case(([0, 1, 1, 2, 0, 1], 3, 1, 1.0)),  # one step
+                Case(lambda: (_tokens(6, 200, 24), 6, 50, 5.0)),
+                Case(lambda: (torch.tensor(_tokens(4, 60, 25)), 4, 300, 10.0)),  # close to the count table
+                Case(([2, 2, 2, 0], 4, 7, 0.5))),  # rows 1 and 3 never seen: uniform
+        mistakes=(
+            Mistake("returns the count table (where descent is heading)", lambda t, v, steps, lr: bigram_probabilities(
+                t, v), pitfall=True),
+            Mistake("sums the loss over the pairs instead of averaging", lambda t, v, steps, lr: _descent(
+                t, v, steps, lr, scale=len(t) - 1)),
+            Mistake("steps up the loss (wrong sign)", lambda t, v, steps, lr: _descent(t, v, steps, -lr)),
+            Mistake("softmax over the columns", lambda t, v, steps, lr: _descent(t, v, steps, lr, dim=0)),
+            Mistake("one step too many", lambda t, v, steps, lr: bigram_by_gradient(t, v, steps + 1, lr)),
+        ),
+    ),
+    "choose_smoothing": FunctionKey(
+        hidden=(Case(lambda: (_tokens(12, 60, 0), _tokens(12, 2000, 1), 12, [0.0, 0.01, 0.1, 1.0, 10.0])),
+                Case(([0, 1, 2, 0, 1, 2, 0], [0, 1, 2, 0, 1], 3, [0.5, 0.0, 2.0])),  # no unseen pair: k = 0 wins
+                Case(([0, 1, 0, 1], [1, 0, 0, 1], 2, [3.0, 1.0, 0.3]))),
+        mistakes=(
+            Mistake("chooses k by the training log-likelihood", lambda tr, ho, v, ks: _pick(
+                ks, lambda k: _train_score(tr, ho, v, k)), pitfall=True),
+            Mistake("returns the best held-out log-likelihood instead of k", lambda tr, ho, v, ks: max(
+                _heldout_score(tr, ho, v, float(k)) for k in ks)),
+            Mistake("the k with the lowest held-out log-likelihood", lambda tr, ho, v, ks: _pick(
+                ks, lambda k: _heldout_score(tr, ho, v, k), best=min)),
+            Mistake("adds k, not k·V, to the row total", lambda tr, ho, v, ks: _pick(
+                ks, lambda k: _heldout_score(tr, ho, v, k, denominator_k=k))),
+        ),
+    ),
     "perplexity_from_log_probs": FunctionKey(
         hidden=(Case(([math.log(0.5), math.log(0.125)],)), Case(([-0.1, -2.3, -0.7, -1.2],)),
                 Case(([0.0, 0.0],)), Case((torch.tensor([-1.0, -3.0], dtype=torch.float64),))),
@@ -152,6 +253,18 @@ KEY = {
             Mistake("the mean NLL, not its exp", lambda lp: -sum(_as_list(lp)) / len(_as_list(lp))),
         ),
     ),
+    "bits_from_log_probs": FunctionKey(
+        hidden=(Case(([math.log(0.5), math.log(0.125)],)), Case(([0.0, 0.0],)),
+                Case((torch.tensor([-1.0, -3.0], dtype=torch.float64),)), Case(([-0.05] * 40,))),
+        mistakes=(
+            Mistake("nats, not bits (no division by ln 2)", lambda lp: -sum(_as_list(lp)) / len(_as_list(lp)),
+                    pitfall=True),
+            Mistake("sum instead of mean", lambda lp: -sum(_as_list(lp)) / math.log(2)),
+            Mistake("divides by ln 10", lambda lp: -sum(_as_list(lp)) / len(_as_list(lp)) / math.log(10)),
+            Mistake("multiplies by ln 2", lambda lp: -sum(_as_list(lp)) / len(_as_list(lp)) * math.log(2)),
+            Mistake("forgets the minus sign", lambda lp: sum(_as_list(lp)) / len(_as_list(lp)) / math.log(2)),
+        ),
+    ),
     "temperature_probs": FunctionKey(
         hidden=(Case(([0.5, 0.3, 0.2], 2.0)), Case(([0.1, 0.6, 0.3], 0.0)),
                 Case(([0.25, 0.25, 0.25, 0.25], 0.3)), Case(([0.7, 0.2, 0.1], 10.0))),
@@ -160,6 +273,19 @@ KEY = {
                 torch.tensor(_as_list(p), dtype=torch.float64) / max(t, 1e-9), 0), pitfall=True),
             Mistake("raises to the power T, not 1/T", lambda p, t: _normalised([v ** t for v in _as_list(p)])),
             Mistake("ignores T", lambda p, t: torch.tensor(_as_list(p), dtype=torch.float64)),
+        ),
+    ),
+    "sample_bigram": FunctionKey(
+        hidden=(Case(lambda: (_table(), 1, 1, 3)),  # one token: just `first`
+                Case(lambda: (_random_table(5, 31), 4, 60, 7)),
+                Case(lambda: (_random_table(8, 32), 0, 200, 123))),
+        mistakes=(
+            Mistake("always conditions on the first token", lambda p, f, n, s: _sample(p, f, n, s, feed_back=False),
+                    pitfall=True),
+            Mistake("draws from the column, not the row", lambda p, f, n, s: _sample(p, f, n, s, row=False)),
+            Mistake("greedy: the most probable next token", lambda p, f, n, s: _sample(p, f, n, s, greedy=True)),
+            Mistake("a fresh generator for every draw", lambda p, f, n, s: _sample(p, f, n, s, fresh=True)),
+            Mistake("n_tokens drawn after `first` (one too many)", lambda p, f, n, s: _sample(p, f, n, s, extra=1)),
         ),
     ),
 }
