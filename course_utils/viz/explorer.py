@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import html
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import Any
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
 from IPython import get_ipython
+from IPython.core.pylabtools import print_figure
 from IPython.display import display
 from matplotlib.figure import Figure
 
@@ -34,6 +38,8 @@ class Explorer(ABC):
     The state is updated synchronously, so code (and tests) can set `.value` and read it back.
     `figure` is the figure last drawn, or None: it is closed as soon as its image is in `plot`,
     so an explorer never leaves figures open in pyplot however often it redraws.
+    Displayed, an explorer is the live widget; its stored output also holds `state_text()` as
+    text/plain and its current figure as image/png, which is what an HTML export shows.
     """
 
     def __init__(self, rows: Sequence[Row], draw: bool = True, panels: Sequence[W.Widget] | None = None) -> None:
@@ -42,10 +48,11 @@ class Explorer(ABC):
         self.plot = W.Output()
         self.figure: Figure | None = None
         boxes = [W.HBox(list(row)) if isinstance(row, Sequence) else row for row in rows]
-        self.widget = W.VBox([*boxes, self.summary, *(panels if panels is not None else [self.plot])])
-        for row in rows:
-            for control in row if isinstance(row, Sequence) else [row]:
-                control.observe(self._on_change, names="value")
+        self.panels = list(panels) if panels is not None else [self.plot]
+        self.widget = W.VBox([*boxes, self.summary, *self.panels])
+        self.controls = [control for row in rows for control in (row if isinstance(row, Sequence) else [row])]
+        for control in self.controls:
+            control.observe(self._on_change, names="value")
         self._on_change()
 
     @abstractmethod
@@ -82,5 +89,45 @@ class Explorer(ABC):
         finally:
             plt.close(fig)
 
-    def _ipython_display_(self) -> None:
-        display(self.widget)
+    def state_text(self) -> str:
+        """The current state as plain text: the explorer's name, each control's name and value, the summary."""
+        lines = [type(self).__name__]
+        lines += [f"  {_name(control)}: {_value_text(control)}" for control in self.controls]
+        lines += [text for text in (_plain(self.summary.value), *map(_plain, _html_panels(self.panels))) if text]
+        return "\n".join(lines)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """The live widget, with the state as text and the current figure as PNG for static renderers."""
+        bundle = self.widget._repr_mimebundle_() or {}
+        bundle["text/plain"] = self.state_text()
+        if self.figure is not None:
+            bundle["image/png"] = base64.b64encode(print_figure(self.figure, "png")).decode("ascii")
+        return bundle
+
+
+def _name(control: W.Widget) -> str:
+    return getattr(control, "description", "") or type(control).__name__
+
+
+def _value_text(control: W.Widget) -> str:
+    """A control's value as its readout shows it: the label of a choice, a slider's formatted number, quoted text."""
+    if hasattr(control, "options") and hasattr(control, "label"):  # a choice among labelled options
+        return str(control.label)
+    value = control.value
+    if isinstance(value, str):
+        return repr(value)
+    fmt = getattr(control, "readout_format", None)
+    try:
+        return format(value, fmt) if fmt else str(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _html_panels(panels: Sequence[W.Widget]) -> list[str]:
+    return [panel.value for panel in panels if isinstance(panel, W.HTML)]
+
+
+def _plain(markup: str) -> str:
+    """HTML reduced to its text: tags dropped, entities decoded, each line stripped."""
+    text = html.unescape(re.sub(r"<[^>]+>", "", markup))
+    return "\n".join(line.rstrip() for line in text.strip("\n").splitlines())
