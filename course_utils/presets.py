@@ -28,8 +28,9 @@ _PRESETS: dict[str, dict[str, dict]] = {
     # A GPU-sized model (10.7M parameters at V ≈ 114): "auto" precision (bf16 on a GPU with bf16 tensor
     # cores, fp16 with a gradient scaler on an older one), fused AdamW, compilation asked for.
     # Passes over the data: 1000 steps × 64 windows × 256 tokens = 16.4M tokens; the corpus of
-    # Python's documentation and the standard library's docstrings has ~2.0M training characters,
-    # so about 8 passes. With dropout 0.1 the validation loss still falls at every evaluation there
+    # Python's documentation and the standard library's docstrings has 2.02M training characters on
+    # Python 3.11 and 1.73M on 3.12, so 8-10 passes. With dropout 0.1 the validation loss still falls at
+    # every evaluation there (measured on an H200 with Python 3.12: 2.67 at step 100, 1.23 at step 1000)
     # (on the documentation alone, 418k characters, it would be 39 passes, and the model would overfit).
     "gpu": {
         "data": {"corpus": "python-docs+docstrings"},

@@ -28,8 +28,8 @@ def test_the_gpu_preset_makes_few_passes_over_a_corpus_large_enough_not_to_overf
     tokens = p["train"]["iterations"] * p["train"]["batch_size"] * p["model"]["context"]
     train_chars = 0.9 * len(large_text)
     assert tokens == 16_384_000
-    assert 1.8e6 < train_chars < 2.5e6  # varies with the Python version, like the documentation
-    assert 5 < tokens / train_chars < 10  # about 8 passes
+    assert 1.5e6 < train_chars < 2.5e6  # varies with the Python version: 2.02 M on 3.11, 1.73 M on 3.12
+    assert 5 < tokens / train_chars < 10  # 8.1 passes on 3.11, 9.5 on 3.12
     assert tokens / (0.9 * len(python_docs_text())) > 30  # what the documentation alone would have meant
     assert p["train"]["compile"] is True and "precision" not in p["train"]  # "auto": the GPU decides
 
