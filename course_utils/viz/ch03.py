@@ -14,7 +14,7 @@ from .. import mlm
 from ..mlm import LogitsFn
 from ..runtime import model_device
 from ..validate import finite_float, positive_int
-from .common import same_length, series, token_log_probs
+from .common import same_length, series, tick_label, token_log_probs
 from .explorer import Explorer, Rejected
 
 
@@ -34,11 +34,6 @@ def mlm_loss_curve(steps: Sequence[int], train: Sequence[float], val_steps: Sequ
     ax.legend(loc="upper right")
     fig.tight_layout()
     return fig
-
-
-def tick_label(token: str) -> str:
-    """A token as a tick label: escapes for control characters, and a space shown as "␣"."""
-    return repr(str(token))[1:-1].replace(" ", "␣")
 
 
 def pll_vs_causal(labels: Sequence[str], pll_terms: Sequence[float], causal_terms: Sequence[float],
@@ -67,7 +62,9 @@ def pll_vs_causal(labels: Sequence[str], pll_terms: Sequence[float], causal_term
     ax.set_ylabel("log-probability (nats)")
     ax.set_title("per-token terms: the right side helps the masked model; the causal model is another model"
                  if left_terms is not None else "per-token terms of two models")
-    ax.legend(loc="lower left", fontsize=7)
+    lowest = min(float(min(values)) for values, _, _ in bars)
+    ax.set_ylim(top=0.4 * abs(lowest) if lowest < 0 else None)  # room above the bars for the legend
+    ax.legend(loc="upper center", ncol=len(bars), fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -90,11 +87,13 @@ def loss_by_kind_bars(models: Mapping[str, Mapping[str, float]], baseline: float
     if baseline is not None:
         baseline = finite_float(baseline, "baseline")
         ax.axhline(baseline, color="C3", linestyle="--", label=f"unigram baseline {baseline:.3f}")
+    highest = max([max(losses.values()) for losses in models.values()] + ([baseline] if baseline is not None else []))
+    ax.set_ylim(0, 1.35 * highest)  # room above the bars for the legend
     ax.set_xticks(xs.tolist(), kinds)
     ax.set_xlabel("kind of position (what the input shows there)")
     ax.set_ylabel("held-out loss (nats)")
     ax.set_title(title)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="upper center", ncol=len(models) + (baseline is not None), fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -152,8 +151,7 @@ class MaskingExplorer(Explorer):
         return self._report(len(ids))
 
     def make_figure(self) -> Figure:
-        labels = [s.replace(" ", "␣") for s in self._originals]  # token_log_probs escapes the rest
-        return token_log_probs(labels, self.log_probs, title="log-probability of each original token")
+        return token_log_probs(self._originals, self.log_probs, title="log-probability of each original token")
 
     def _encode(self) -> torch.Tensor:
         """The sentence's ids, or `Rejected` when it cannot be encoded, is empty or is too long."""

@@ -7,6 +7,7 @@ import torch
 from ...mlm import (
     apply_plan,
     decisions_from_uniforms,
+    loss_by_kind,
     masked_log_likelihood,
     mlm_loss,
     pll_from_masked_logits,
@@ -37,6 +38,13 @@ def mlm_loss_value(logits, targets, ignore_index) -> float:
     return float(mlm_loss(torch.as_tensor(logits), torch.as_tensor(targets), int(ignore_index)))
 
 
+def loss_by_kind_values(logits, inputs, targets, mask_id) -> tuple[float, float, float]:
+    """Mean loss at the [MASK], random and kept positions (what the input shows there), as three floats."""
+    parts = loss_by_kind(torch.as_tensor(logits), torch.as_tensor(inputs).long(), torch.as_tensor(targets).long(),
+                         int(mask_id))
+    return tuple(part.loss for part in parts.values())
+
+
 def _logits(shape: tuple[int, ...], vocab: int, seed: int, masked_share: float = 0.3, scale: float = 2.0):
     g = torch.Generator().manual_seed(seed)
     logits = scale * torch.randn(*shape, vocab, generator=g, dtype=torch.float64)
@@ -60,6 +68,26 @@ def _padded_logits(shape: tuple[int, ...], vocab: int, seed: int, pad: int, mask
 def _pll_case(n: int, vocab: int, seed: int, scale: float = 2.0):
     g = torch.Generator().manual_seed(seed)
     return (scale * torch.randn(n, n, vocab, generator=g, dtype=torch.float64), torch.randint(vocab, (n,), generator=g))
+
+
+def _kinds_case(shape: tuple[int, ...], vocab: int, seed: int, scale: float = 2.0, copy: float = 0.0):
+    """(logits, inputs, targets, mask_id = 0) with every kind present; `copy` adds a pull towards the visible token."""
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(1, vocab, shape, generator=g)
+    plan = torch.randint(0, 4, shape, generator=g)  # 0 untouched, 1 [MASK], 2 random, 3 kept
+    plan.view(-1)[:4] = torch.arange(4)
+    random_ids = (tokens + torch.randint(1, vocab - 1, shape, generator=g) - 1) % (vocab - 1) + 1  # never the original
+    masked = apply_plan(tokens, plan, 0, random_ids)
+    logits = scale * torch.randn(*shape, vocab, generator=g, dtype=torch.float64)
+    logits = logits + copy * torch.nn.functional.one_hot(masked.inputs, vocab).double()
+    return logits, masked.inputs, masked.targets, 0
+
+
+# position 0 not predicted; 1 [MASK] (target 2); 2 random (shows 5, target 3); 3 kept (shows its target 2)
+_SMALL_KINDS = (torch.log(torch.tensor([[0.1, 0.6, 0.1, 0.1, 0.05, 0.05], [0.1, 0.2, 0.5, 0.1, 0.05, 0.05],
+                                        [0.05, 0.05, 0.1, 0.2, 0.1, 0.5], [0.1, 0.1, 0.6, 0.1, 0.05, 0.05]],
+                                       dtype=torch.float64)),
+                torch.tensor([4, 0, 5, 2]), torch.tensor([-100, 2, 3, 2]), 0)
 
 
 _BROWN = (torch.log(torch.tensor([[0.7, 0.2, 0.1]], dtype=torch.float64)), torch.tensor([0]))
@@ -119,6 +147,20 @@ PUBLIC = Assignment(
                  "-100).",
             non_finite_hint="log(softmax(...)) breaks down for logits 2000 apart: use F.cross_entropy, which "
                             "works from the logits with a stable log-softmax.",
+        ),
+        FunctionItem(
+            name="loss_by_kind", points=2, reference=loss_by_kind_values,
+            public=(Case(_SMALL_KINDS), Case(lambda: _kinds_case((4, 10), 7, 81, copy=4.0))),
+            rtol=1e-5, atol=1e-6,
+            hint="a predicted position (target != -100) is [MASK] where the input is mask_id, kept where the input "
+                 "equals the target, random otherwise; return the MEAN loss -log softmax(logits)[target] over each "
+                 "kind's positions separately: ([MASK], random, kept).",
+            non_finite_hint="log(softmax(...)) breaks down for large logits: use torch.log_softmax.",
+        ),
+        AnswerItem(
+            name="ANSWER_WHY_80_10_10", points=1, choices=("A", "B", "C", "D"),
+            hint="think of what a model trained only on [MASK] positions has never been asked to do, and what "
+                 "its input looks like once it is used on real text.",
         ),
         FunctionItem(
             name="pll_from_masked_logits", points=2, reference=pll_from_masked_logits,

@@ -11,7 +11,7 @@ from ....mlm import (
     decisions_from_uniforms,
 )
 from ...items import AnswerKey, Case, FunctionKey, Mistake
-from ..ch03_masked_lm import _logits, _padded_logits, _pll_case
+from ..ch03_masked_lm import _kinds_case, _logits, _padded_logits, _pll_case
 
 
 def _uniforms(shape: tuple[int, ...], seed: int, rate: float, special_share: float = 0.1):
@@ -59,6 +59,20 @@ def _picked(logits, targets, ignore=-100, naive=False, everywhere=False, probs=F
     flat, t = lp.reshape(-1, v), targets.reshape(-1)
     keep = torch.ones_like(t, dtype=torch.bool) if everywhere else t != ignore
     return flat[keep, t[keep].clamp(0, v - 1)]
+
+
+def _by_kind(logits, inputs, targets, mask_id, swapped=False, one_mean=False, share=False, total=False) -> tuple:
+    """Mean (or, wrongly, other) losses at the [MASK], random and kept positions."""
+    nll = -torch.log_softmax(logits, -1).gather(-1, targets.clamp(min=0)[..., None])[..., 0]
+    predicted = targets != -100
+    shown = (inputs == targets) if not swapped else (inputs != targets)
+    kinds = (predicted & (inputs == mask_id), predicted & (inputs != mask_id) & ~shown,
+             predicted & (inputs != mask_id) & shown)
+    if one_mean:
+        return (float(nll[predicted].mean()),) * 3
+    if share:
+        return tuple(float(nll[k].sum() / predicted.sum()) for k in kinds)
+    return tuple(float(nll[k].sum() if total else nll[k].mean()) for k in kinds)
 
 
 def _pll(logits, tokens, row_zero=False, all_positions=False) -> float:
@@ -135,6 +149,25 @@ KEY = {
             Mistake("log of softmax", lambda lg, t, ii: -float(_picked(lg, t, ii, naive=True).mean())),
             Mistake("the objective, not the loss", lambda lg, t, ii: float(_picked(lg, t, ii).mean())),
         ),
+    ),
+    "loss_by_kind": FunctionKey(
+        hidden=(Case(lambda: _kinds_case((6, 20), 11, 82)), Case(lambda: _kinds_case((40,), 5, 83, scale=30.0)),
+                Case(lambda: _kinds_case((3, 8), 9, 84, copy=8.0))),
+        mistakes=(
+            Mistake("one mean over every predicted position", lambda *a: _by_kind(*a, one_mean=True), pitfall=True),
+            Mistake("random and kept swapped", lambda *a: _by_kind(*a, swapped=True)),
+            Mistake("each kind's sum divided by every predicted position", lambda *a: _by_kind(*a, share=True)),
+            Mistake("sum per kind, not the mean", lambda *a: _by_kind(*a, total=True)),
+        ),
+    ),
+    "ANSWER_WHY_80_10_10": AnswerKey(
+        expected="B",
+        why_not=(("A", "a larger loss is no aim in itself, and the random share is only 10 %; what matters is which "
+                       "positions are ever targets: without random and kept ones, no target shows a real token."),
+                 ("C", "copying alone is trivial and would be punished at the random positions; the kept share is "
+                       "there so that the output at a visible token is trained at all, not to make copying the goal."),
+                 ("D", "no masking scheme makes the MLM objective a sequence likelihood: it stays a sum of "
+                       "conditionals given a corrupted input.")),
     ),
     "pll_from_masked_logits": FunctionKey(
         hidden=(Case(lambda: _pll_case(8, 12, 72)), Case(lambda: _pll_case(1, 3, 73)),
