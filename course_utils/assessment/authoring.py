@@ -1,14 +1,18 @@
-"""Authoring: generate exercises from solutions, and execute notebooks to store their outputs.
+"""Authoring: generate exercises from solutions, execute notebooks to store their outputs, guard first cells.
 
     python -m course_utils.assessment.authoring exercises [--check]
     python -m course_utils.assessment.authoring outputs NOTEBOOK [NOTEBOOK ...]
+    python -m course_utils.assessment.authoring install-guard [--check]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
+import re
 import sys
+import textwrap
 from pathlib import Path
 
 import nbformat
@@ -20,6 +24,38 @@ SOLUTION_ONLY = "solution-only"
 RAISES_IN_EXERCISE = "raises-in-exercise"
 RAISES = "raises-exception"
 _KEEP_NOTEBOOK_METADATA = ("kernelspec",)
+INSTALL_HELP = (
+    "This notebook needs the course's Python package, course_utils, and this kernel cannot import it. "
+    "Install the course once: in a terminal, in the course folder, run `make lab` (it creates .venv, "
+    "installs everything and opens JupyterLab on the course); with conda, run "
+    "`conda env create -f environment.yml && conda activate mle-course`; in an environment of your own "
+    "(Colab, say), run `pip install -e .` in the course folder. Then restart the kernel and run this cell again."
+)
+GUARD_MARK = "# Set-up check: without the course's package, say how to install it (not a traceback)."
+
+
+def _guard(help_text: str, width: int = 96) -> str:
+    """The guard's source: the import, and on failure an error that shows `help_text` (wrapped) and nothing else."""
+    glued = re.sub(r"`[^`]+`", lambda command: command.group(0).replace(" ", "\0"), help_text)  # keep commands whole
+    lines = [line.replace("\0", " ") for line in textwrap.wrap(glued, width, break_on_hyphens=False)]
+    last = len(lines) - 1
+    literal = "\n".join("        " + json.dumps(line + ("\n" if n < last else "")) for n, line in enumerate(lines))
+    return (f"{GUARD_MARK}\n"
+            "try:\n"
+            "    import course_utils\n"
+            "except ModuleNotFoundError:\n"
+            "    class CourseNotInstalled(Exception):\n"
+            "        def _render_traceback_(self):\n"
+            "            return [str(self)]\n"
+            "\n"
+            "    raise CourseNotInstalled(\n"
+            f"{literal}\n"
+            "    ) from None\n"
+            "\n")
+
+
+# The first lines of every notebook's first code cell; ends with a blank line, then the cell's own code.
+GUARD = _guard(INSTALL_HELP)
 _KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 
 
@@ -125,6 +161,46 @@ def execute(path: Path, timeout: int = 900) -> None:
     path.write_text(dumps(normalise(nb)), encoding="utf-8")
 
 
+def with_guard(source: str) -> str:
+    """`source` with GUARD in front, replacing an earlier guard (one that starts with GUARD_MARK): idempotent."""
+    if source.startswith(GUARD_MARK):
+        end = source.find("\n\n", source.find("raise CourseNotInstalled"))
+        source = source[end + 2:] if end >= 0 else ""
+    return GUARD + source.lstrip("\n")
+
+
+def guard_notebook(nb: nbformat.NotebookNode) -> bool:
+    """Put GUARD at the top of the first code cell; True if that changed the notebook."""
+    first = next((cell for cell in nb.cells if cell.cell_type == "code"), None)
+    if first is None:
+        raise ValueError("the notebook has no code cell to guard")
+    guarded = with_guard(first.source)
+    changed = guarded != first.source
+    first.source = guarded
+    return changed
+
+
+def install_guard(check: bool = False, root: Path = ROOT) -> list[Path]:
+    """Guard the first code cell of every notebook in notebooks/ and solutions/, then regenerate exercises/.
+
+    Returns the notebooks that changed (with `check`, those that would change; nothing is written).
+    """
+    changed = []
+    for path in sorted([*(root / "notebooks").glob("*.ipynb"), *(root / "solutions").glob("*.ipynb")]):
+        nb = nbformat.read(path, as_version=4)
+        try:
+            if not guard_notebook(nb):
+                continue
+        except ValueError as exc:
+            raise ValueError(f"{path.relative_to(root)}: {exc}") from None
+        changed.append(path)
+        if not check:
+            path.write_text(dumps(nb), encoding="utf-8")
+    if (root / "solutions").is_dir():
+        changed += exercises(check=check, root=root)
+    return changed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_utils.assessment.authoring", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -133,10 +209,12 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--check", action="store_true", help="only report stale exercises (exit 1)")
     out = sub.add_parser("outputs", help="execute notebooks and store their outputs")
     out.add_argument("notebooks", nargs="+", type=Path)
+    guard = sub.add_parser("install-guard", help="guard the first code cell of every notebook; regenerate exercises/")
+    guard.add_argument("--check", action="store_true", help="only report notebooks without the current guard (exit 1)")
     args = parser.parse_args(argv)
-    if args.command == "exercises":
+    if args.command in ("exercises", "install-guard"):
         try:
-            changed = exercises(check=args.check)
+            changed = (exercises if args.command == "exercises" else install_guard)(check=args.check)
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
