@@ -63,3 +63,25 @@ def test_placeholder_reads_as_not_implemented():
         if isinstance(item, FunctionItem):
             fb = evaluate(item.name, placeholder)
             assert not fb.passed and "not implemented yet" in fb.message
+
+
+def test_loss_by_kind_matches_the_lesson_tool_and_rejects_one_mean_for_all_kinds():
+    import torch
+
+    from course_utils import mlm
+    from course_utils.assessment.assignments.ch03_masked_lm import loss_by_kind_values
+
+    x = torch.randint(1, 9, (20, 40), generator=torch.Generator().manual_seed(0))
+    inputs, targets = mlm.mask_tokens(x, 0, 9, torch.Generator().manual_seed(1), rate=0.5)
+    logits = torch.randn(20, 40, 9, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    parts = mlm.loss_by_kind(logits, inputs, targets, 0)
+    assert all(p.count > 10 for p in parts.values())
+    assert loss_by_kind_values(logits, inputs, targets, 0) == tuple(p.loss for p in parts.values())
+    assert loss_by_kind_values(*ASSIGNMENT.item("loss_by_kind").public[0].build()) == pytest.approx(
+        (-math.log(0.5), -math.log(0.2), -math.log(0.6)), rel=1e-12)
+
+    def one_mean(logits, inputs, targets, mask_id):
+        return (float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))),) * 3
+
+    fb = evaluate("loss_by_kind", one_mean)
+    assert not fb.passed and fb.message.startswith("❌ loss_by_kind: case 1")

@@ -86,3 +86,15 @@ def test_solution_passes_every_hidden_case_and_exercise_passes_none():
         else:
             assert evaluate(item.name, solution[item.name]).passed
             assert item.name not in exercise
+
+
+def test_sequence_sums_and_the_token_mean_tell_one_story():
+    from course_utils.assessment.assignments.ch04_cross_entropy import sequence_losses, token_mean_loss
+
+    z, y, mask = A.item("sequence_losses").public[1].build()
+    sums = sequence_losses(z, y, mask)
+    assert sums.shape == (3,) and float(sums.sum()) / int(mask.sum()) == pytest.approx(token_mean_loss(z, y, mask))
+    # a per-sequence mean is a per-token average, not -log Pr(x): it fails the public cases
+    item = A.item("sequence_losses")
+    means = next(m for m in item.mistakes if m.pitfall)
+    assert _failures("sequence_losses", means.fn, hidden=False) == [0, 1]

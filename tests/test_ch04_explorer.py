@@ -64,3 +64,9 @@ def test_figures_build_and_validate():
         cross_entropy_plots.loss_curves({})
     with pytest.raises(ValueError, match="one entry per token"):
         cross_entropy_plots.target_and_model(["a"], torch.tensor([0.5, 0.5]), torch.tensor([0.5, 0.5]))
+
+
+def test_token_axis_shows_a_space_as_a_visible_mark():
+    fig = cross_entropy_plots.target_and_model([" ", "a", "\n"], torch.tensor([0.8, 0.1, 0.1]),
+                                               torch.tensor([0.5, 0.3, 0.2]))
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["␣", "a", "\\n"]

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from .. import losses
 from ..validate import finite_float
-from .common import same_length, series
+from .common import same_length, series, tick_label
 from .explorer import Explorer
 
 _STYLES = ("-", "--", ":", "-.")
@@ -75,7 +75,7 @@ def target_and_model(labels: Sequence[str], target: torch.Tensor, model: torch.T
     fig, ax = plt.subplots(layout="constrained")
     ax.bar(x - 0.2, q, width=0.4, label="target q")
     ax.bar(x + 0.2, p, width=0.4, label="model p = softmax(z)")
-    ax.set_xticks(x, list(labels))
+    ax.set_xticks(x, [tick_label(str(s)) for s in labels])
     ax.set(xlabel="token", ylabel="probability", ylim=(0, 1.05), title=title)
     ax.legend(fontsize=8)
     return fig

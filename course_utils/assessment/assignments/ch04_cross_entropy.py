@@ -29,6 +29,11 @@ def token_mean_loss(logits, targets, mask) -> float:
     return float(losses.cross_entropy(logits, targets, mask=torch.as_tensor(mask)))
 
 
+def sequence_losses(logits, targets, mask) -> torch.Tensor:
+    """-log Pr of each sequence of a padded batch: the SUM of its real tokens' losses, shape (B,)."""
+    return losses.sequence_nll(logits, targets, torch.as_tensor(mask))
+
+
 def log_likelihood_from_losses(token_losses, response_mask) -> float:
     """log Pr(y | x) = -(sum of the per-token losses at the response positions)."""
     t = torch.as_tensor(token_losses, dtype=torch.float64)
@@ -117,6 +122,13 @@ PUBLIC = Assignment(
             rtol=1e-6, atol=1e-9,
             hint="add the losses of the real tokens only and divide by the number of real tokens "
                  "(mask.sum()), not by B·T and not per sequence.",
+        ),
+        FunctionItem(
+            name="sequence_losses", points=2, reference=sequence_losses,
+            public=(Case(lambda: _padded([4, 2], 5, 54)), Case(lambda: _padded([3, 3, 1], 4, 55))),
+            rtol=1e-6, atol=1e-9,
+            hint="one number per sequence: add the losses of its real tokens (a sum, not a mean: -log Pr(x) of a "
+                 "sequence is the sum of its token losses), leaving the padding out; return a tensor of shape (B,).",
         ),
         FunctionItem(
             name="log_likelihood_from_losses", points=1, reference=log_likelihood_from_losses,

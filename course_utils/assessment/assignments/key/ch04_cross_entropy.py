@@ -108,6 +108,18 @@ KEY = {
             Mistake("mean of the per-sequence means", lambda z, y, m: float(
                 ((_per_token(z, y) * m).sum(1) / m.sum(1)).mean())),
             Mistake("divides by B·T", lambda z, y, m: float((_per_token(z, y) * m).sum() / m.numel())),
+            Mistake("the sum over the real tokens, not the mean", lambda z, y, m: float((_per_token(z, y) * m).sum())),
+        ),
+    ),
+    "sequence_losses": FunctionKey(
+        hidden=(Case(lambda: _padded([7, 7], 6, 56)),  # no padding at all
+                Case(lambda: _padded([1, 9, 4, 2], 8, 57)),
+                Case(lambda: _padded([5], 3, 58))),
+        mistakes=(
+            Mistake("the mean per sequence, not the sum", lambda z, y, m: (_per_token(z, y) * m).sum(1) / m.sum(1),
+                    pitfall=True),
+            Mistake("counts the padding", lambda z, y, m: _per_token(z, y).sum(1)),
+            Mistake("one total for the whole batch", lambda z, y, m: (_per_token(z, y) * m).sum()),
         ),
     ),
     "log_likelihood_from_losses": FunctionKey(
