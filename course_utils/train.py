@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from . import distributed
 from .losses import IGNORE_INDEX
 from .models import TransformerConfig, flops_per_token
 from .runtime import compile_plan, default_precision, gpu_capability, model_device, supports_bf16
@@ -286,11 +287,15 @@ def train(
     checkpoint and reproduces the uninterrupted run (bit for bit on CPU).
     `model` is a `Transformer` or any module with `.config.context`, `.config.vocab_size` and
     `.loss(x, y)`; `loss_fn(model, x, y)` replaces `model.loss` (for instance a masked-LM loss).
+    Wrapped in `DistributedDataParallel`, the loss runs through the wrapper (`loss_fn(wrapper, x, y)`, or
+    the next-token NLL of its logits) and is weighted so the averaged gradient is that of the global
+    batch's mean NLL, which the history records; rank 0 alone writes checkpoints and shows progress.
     """
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
     dev = choose_device(config.device)
-    model_context, vocab_size = model.config.context, model.config.vocab_size
+    net = distributed.unwrap(model)  # the model itself, also inside a DistributedDataParallel wrapper
+    model_context, vocab_size = net.config.context, net.config.vocab_size
     context = config.context or model_context
     if context > model_context:
         raise ValueError(f"context {context} is longer than the model's context of {model_context}")
@@ -298,25 +303,26 @@ def train(
     source = _batch_source(data, context, config.batch_size, vocab_size)
     validate = _validator(val, context, config.eval_windows, vocab_size, loss_fn, precision)
 
-    model.to(dev)
+    net.to(dev)
     model.train()
-    optimizer = optimizer_for(model, config)
+    optimizer = optimizer_for(net, config)
     params = [p for group in optimizer.param_groups for p in group["params"]]
     generator = torch.Generator().manual_seed(config.seed)  # batches are drawn on the CPU
     torch.manual_seed(config.seed)  # dropout
     history, start = History(device=str(dev), precision=precision), 0
     if resume and config.checkpoint_path and Path(config.checkpoint_path).exists():
-        start = _load_checkpoint(config.checkpoint_path, model, optimizer, generator, history, config)
+        start = _load_checkpoint(config.checkpoint_path, net, optimizer, generator, history, config)
     scaler = gradient_scaler(precision, dev)
     if resume and scaler is not None and Path(str(config.checkpoint_path)).exists():
         _load_scaler(config.checkpoint_path, scaler)
-    base_loss = model.loss if loss_fn is None else (lambda x, y: loss_fn(model, x, y))
+    base_loss = _loss_of(model, net, loss_fn)
     forward, is_compiled = compiled(base_loss, config.compile, dev)
     peak = peak_flops(torch.cuda.get_device_name(dev), precision) if dev.type == "cuda" else None
 
     end = config.iterations if config.stop_after is None else min(config.iterations, config.stop_after)
     skip = min(3, max(0, end - start - 1))  # steps left out of tokens/s: compilation, cold caches
-    bar = tqdm(total=config.iterations, initial=start, disable=not config.progress, desc="training")
+    bar = tqdm(total=config.iterations, initial=start, disable=not (config.progress and distributed.is_main()),
+               desc="training")
     pending: list[torch.Tensor] = []  # losses and gradient norms not yet copied to the host (no sync per step)
     paused = 0.0  # seconds spent validating and checkpointing
     t_start = t_skip = time.perf_counter()
@@ -332,7 +338,9 @@ def train(
         x, y = (t.to(dev, non_blocking=True) for t in batch)
         with _autocast(dev, precision):
             loss = forward(x, y)
-        norm = _update(loss, optimizer, params, config.grad_clip, scaler)
+        # data-parallel: each worker differentiates its weighted loss and records the global batch's mean NLL
+        weighted, loss = distributed.token_weighted(loss, y) if net is not model else (loss, loss)
+        norm = _update(weighted, optimizer, params, config.grad_clip, scaler)
         done = step + 1
         history.steps.append(done)
         history.lr.append(lr)
@@ -356,11 +364,13 @@ def train(
             t_pause = time.perf_counter()
             if evaluate_now:
                 history.val_steps.append(done)
-                history.val_loss.append(_held_out(model, validate, dev, precision))
+                history.val_loss.append(_held_out(net, validate, dev, precision))
                 bar.set_postfix(loss=f"{history.train_loss[-1]:.4f}", val=f"{history.val_loss[-1]:.4f}",
                                 refresh=False)
             if save_now:
-                _save_checkpoint(config.checkpoint_path, model, optimizer, generator, history, done, config, scaler)
+                if distributed.is_main():  # every worker holds the same state
+                    _save_checkpoint(config.checkpoint_path, net, optimizer, generator, history, done, config, scaler)
+                distributed.barrier()
             paused += time.perf_counter() - t_pause
             if evaluate_now and config.target_loss is not None and history.val_loss[-1] <= config.target_loss:
                 history.reached_target = True
@@ -372,7 +382,7 @@ def train(
     timed = (t_end - t_skip) - (paused - paused_at_skip)
     if timed_tokens > 0 and timed > 0:
         history.tokens_per_second = timed_tokens / timed
-        flops = _flops_per_token(model, round(timed_tokens / timed_rows))
+        flops = _flops_per_token(net, round(timed_tokens / timed_rows))
         if flops is not None:
             history.flops_per_second = history.tokens_per_second * flops
             history.mfu = mfu(history.tokens_per_second, flops, peak)
@@ -400,6 +410,22 @@ def _update(loss: torch.Tensor, optimizer: torch.optim.Optimizer, params: list[t
         scaler.update()
     optimizer.zero_grad()
     return norm.detach()
+
+
+def _loss_of(model: torch.nn.Module, net: torch.nn.Module, loss_fn: Callable | None) -> Callable:
+    """The step's loss of (x, y). A DistributedDataParallel wrapper's own forward must run (it prepares the
+    gradient all-reduce), so there the default is the next-token NLL of the wrapper's logits (`net.loss`'s formula)."""
+    if loss_fn is not None:
+        return lambda x, y: loss_fn(model, x, y)
+    if net is model:
+        return net.loss
+    return lambda x, y: _next_token_nll(model(x), y)
+
+
+def _next_token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean NLL of the counted targets (as `Transformer.loss`): logits (B, T, V), targets (B, T)."""
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
+                                             ignore_index=IGNORE_INDEX)
 
 
 def _batch_source(data: torch.Tensor | BatchSource, context: int, batch_size: int, vocab_size: int) -> BatchSource:
