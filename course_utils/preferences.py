@@ -13,6 +13,7 @@ from .validate import (
     one_of,
     positive_float,
     positive_int,
+    torch_generator,
 )
 
 # ---------------------------------------------------------------- Bradley–Terry
@@ -114,22 +115,81 @@ def mle_gradient(logits: ArrayLike, target: int) -> torch.Tensor:
     return torch.nn.functional.one_hot(torch.tensor(target), len(z)).double() - torch.softmax(z, 0)
 
 
-def reinforce_estimate(logits: ArrayLike, utilities: ArrayLike, n_samples: int,
-                       generator: torch.Generator, baseline: bool = True) -> torch.Tensor:
-    """A Monte-Carlo estimate of the policy gradient from samples y ∼ π: mean of (U(y) − b) ∇ log π(y).
+def sample_policy(logits: ArrayLike, n_samples: int, generator: torch.Generator) -> torch.Tensor:
+    """`n_samples` independent answers y ∼ π = softmax(logits), as indices (int64)."""
+    z = as_tensor(logits, "logits")
+    n_samples = positive_int(n_samples, "n_samples")
+    return torch.multinomial(torch.softmax(z, 0), n_samples, replacement=True, generator=torch_generator(generator))
 
-    With `baseline`, b is the mean utility of the *other* samples (leave-one-out), which keeps the
-    estimate unbiased and lowers its variance; without, b = 0.
+
+def leave_one_out_baseline(rewards: ArrayLike) -> torch.Tensor:
+    """b_n = (Σ_m R_m − R_n) / (N − 1): for each sample, the mean reward of the *other* samples.
+
+    b_n does not depend on sample n, so subtracting it leaves the policy-gradient estimate unbiased.
+    """
+    r = as_tensor(rewards, "rewards")
+    if len(r) < 2:
+        raise ValueError("a leave-one-out baseline needs at least two samples")
+    return (r.sum() - r) / (len(r) - 1)
+
+
+def reinforce_from_samples(logits: ArrayLike, utilities: ArrayLike, samples: ArrayLike,
+                           baseline: bool = True) -> torch.Tensor:
+    """The REINFORCE estimate from given samples: mean_n (U(y_n) − b_n) ∇_z log π(y_n), ∇_z log π(y) = onehot(y) − π.
+
+    With `baseline`, b_n is the leave-one-out baseline; without, b_n = 0.
     """
     z, u = _check_logits_utilities(logits, utilities)
-    n_samples = int_at_least(n_samples, "n_samples", 2 if baseline else 1)  # the baseline leaves one out
-    pi = torch.softmax(z, 0)
-    y = torch.multinomial(pi, n_samples, replacement=True, generator=generator)
+    y = _check_samples(samples, len(z))
     reward = u[y]
     if baseline:
-        reward = reward - (reward.sum() - reward) / (n_samples - 1)
-    score = torch.nn.functional.one_hot(y, len(z)).double() - pi  # ∇ log π(y) for each sample
+        reward = reward - leave_one_out_baseline(reward)
+    score = torch.nn.functional.one_hot(y, len(z)).double() - torch.softmax(z, 0)  # ∇ log π(y) for each sample
     return (reward[:, None] * score).mean(0)
+
+
+def reinforce_estimate(logits: ArrayLike, utilities: ArrayLike, n_samples: int,
+                       generator: torch.Generator, baseline: bool = True) -> torch.Tensor:
+    """A Monte-Carlo estimate of the policy gradient from `n_samples` fresh samples y ∼ π (REINFORCE).
+
+    With `baseline` (the default), each sample's utility is compared with the leave-one-out baseline,
+    which keeps the estimate unbiased and lowers its variance; without, b = 0.
+    """
+    int_at_least(n_samples, "n_samples", 2 if baseline else 1)  # the baseline leaves one out
+    _check_logits_utilities(logits, utilities)
+    return reinforce_from_samples(logits, utilities, sample_policy(logits, n_samples, generator), baseline)
+
+
+def surrogate_objective(logits: torch.Tensor, samples: ArrayLike, advantages: ArrayLike) -> torch.Tensor:
+    """The policy-gradient surrogate S = mean_n log π(y_n) · A_n, the samples and advantages held fixed.
+
+    `logits` is one policy (K,) shared by every sample, or one row per sample (N, K); gradients flow into
+    the logits only (the advantages are detached). ∇S is the REINFORCE estimate; S itself is *not* the
+    expected utility, nor an estimate of it: only its gradient means anything.
+    """
+    z = _logit_rows(logits)
+    y = _check_samples(samples, z.shape[-1])
+    a = torch.as_tensor(advantages).detach().to(z.dtype)
+    if a.shape != y.shape:
+        raise ValueError(f"advantages must have one value per sample ({len(y)}), got shape {tuple(a.shape)}")
+    if z.ndim == 2 and len(z) != len(y):
+        raise ValueError(f"logits with one row per sample need {len(y)} rows, got {len(z)}")
+    log_pi = torch.log_softmax(z, -1)
+    picked = log_pi[y] if z.ndim == 1 else log_pi.gather(1, y[:, None]).squeeze(1)
+    return (picked * a).mean()
+
+
+def actor_loss(logits: torch.Tensor, actions: ArrayLike, returns: ArrayLike, values: torch.Tensor) -> torch.Tensor:
+    """The advantage-weighted (actor) loss −mean_n log π(a_n | s_n) · (R_n − V(s_n)), one row of logits per state.
+
+    The advantage R_n − V(s_n) is a constant for the actor: no gradient reaches the critic's `values`
+    through this loss (the critic has its own, (R − V)²).
+    """
+    v = torch.as_tensor(values)
+    r = torch.as_tensor(returns, dtype=v.dtype if v.is_floating_point() else torch.float64)
+    if r.shape != v.shape:
+        raise ValueError(f"returns and values must have the same shape, got {tuple(r.shape)} and {tuple(v.shape)}")
+    return -surrogate_objective(logits, actions, r - v.detach())
 
 
 def train_toy_policy(logits: ArrayLike, utilities: ArrayLike, steps: int, lr: float,
@@ -170,6 +230,24 @@ def _check_comparisons(winners: ArrayLike, losers: ArrayLike, n_items: int) -> t
     if (w == lo).any():
         raise ValueError("an item cannot be compared with itself (winner == loser)")
     return w, lo
+
+
+def _check_samples(samples: ArrayLike, k: int) -> torch.Tensor:
+    y = torch.as_tensor(samples)
+    if y.ndim != 1 or len(y) == 0 or y.is_floating_point() or y.dtype == torch.bool:
+        raise ValueError(f"samples must be a non-empty 1-D tensor of answer indices, got {y.dtype} {tuple(y.shape)}")
+    if (y < 0).any() or (y >= k).any():
+        raise ValueError(f"samples must be answer indices in 0..{k - 1}")
+    return y.long()
+
+
+def _logit_rows(logits: torch.Tensor) -> torch.Tensor:
+    """Logits as given (autograd intact): a float tensor of shape (K,) or (N, K) with finite entries."""
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() or logits.ndim not in (1, 2):
+        raise ValueError("logits must be a float tensor of shape (K,) or (N, K)")
+    if logits.numel() == 0 or not torch.isfinite(logits.detach()).all():
+        raise ValueError("logits must be non-empty and finite")
+    return logits
 
 
 def _check_logits_utilities(logits: ArrayLike, utilities: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:

@@ -314,6 +314,42 @@ def test_figures_have_labelled_axes_and_reject_mismatched_inputs():
         fp.policy_curves({}, best=0)
 
 
+def test_sft_curves_draw_one_line_per_run_in_both_panels_and_check_every_run():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from course_utils.viz import ch06 as fp
+
+    fig = fp.sft_curves([0, 10, 20], [-20.0, -3.0, -0.5], [0.0, 0.4, 0.9], label="pre-trained",
+                        others={"random weights": ([-18.0, -5.0, -1.5], [0.0, 0.2, 0.6])})
+    left, right = fig.axes
+    for ax in (left, right):
+        assert [line.get_label() for line in ax.get_lines()] == ["pre-trained", "random weights"]
+    assert list(left.get_lines()[1].get_ydata()) == [-18.0, -5.0, -1.5]
+    assert list(right.get_lines()[0].get_ydata()) == [0.0, 0.4, 0.9]
+    plt.close(fig)
+    with pytest.raises(ValueError, match="random weights accuracies"):
+        fp.sft_curves([0, 10], [-5.0, -1.0], [0.0, 0.5], others={"random weights": ([-5.0, -2.0], [0.0])})
+    with pytest.raises(ValueError, match="must be a pair"):
+        fp.sft_curves([0, 10], [-5.0, -1.0], [0.0, 0.5], others={"random weights": [-5.0, -2.0, 0.0]})
+    assert not plt.get_fignums()  # rejected before any figure opens
+
+
+def test_fine_tuning_works_with_a_larger_tokenizer_that_holds_the_task_characters():
+    """A model pre-trained on other text is fine-tuned with its own tokenizer: only the task's characters matter."""
+    from course_utils.text import CharTokenizer
+
+    wide = CharTokenizer.from_text("The quick brown fox. #=CRSUA abcdef xyz")
+    tokens, mask = ft.encode_pair(wide, "Rabc=", "cba.")
+    assert wide.decode(tokens[1:][mask]) == "cba." and wide.vocab_size > ft.instruction_tokenizer().vocab_size
+    inputs, targets, batch_mask = ft.batch_pairs(wide, [("Rab=", "ba."), ("Cabcd=", "abcd.")])
+    assert wide.decode(targets[0][batch_mask[0]]) == "ba." and wide.decode(inputs[0][:1]) == "R"
+    with pytest.raises(ValueError, match="characters"):
+        ft.encode_pair(CharTokenizer.from_text("abc=."), "Rabc=", "cba.")
+
+
 def test_one_pass_equals_per_turn_for_the_course_transformer(tok):
     from course_utils.models import Transformer, TransformerConfig
 
@@ -426,5 +462,5 @@ def test_chapter_06_solution_earns_every_point_and_the_exercise_none():
     ASSIGNMENT = assignments.load("06")
 
     solution = _notebook_points("solutions")
-    assert sum(solution.values()) == ASSIGNMENT.max_score == 18, solution
+    assert sum(solution.values()) == ASSIGNMENT.max_score == 21, solution
     assert sum(_notebook_points("exercises").values()) == 0

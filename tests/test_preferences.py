@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -145,6 +146,124 @@ def test_baseline_lowers_the_variance():
     plain = torch.stack([pf.reinforce_estimate(z, u, 8, g, baseline=False) for _ in range(500)])
     based = torch.stack([pf.reinforce_estimate(z, u, 8, g, baseline=True) for _ in range(500)])
     assert float(based.var(0).sum()) < 0.1 * float(plain.var(0).sum())
+
+
+def test_reinforce_estimate_is_the_estimate_from_its_own_samples():
+    z = torch.tensor([0.3, -1.0, 0.8, 0.0], dtype=torch.float64)
+    u = torch.tensor([1.0, 0.0, 2.0, 0.5], dtype=torch.float64)
+    for baseline in (False, True):
+        drawn = pf.reinforce_estimate(z, u, 6, torch.Generator().manual_seed(11), baseline=baseline)
+        samples = pf.sample_policy(z, 6, torch.Generator().manual_seed(11))
+        assert torch.equal(drawn, pf.reinforce_from_samples(z, u, samples, baseline=baseline))
+
+
+def test_leave_one_out_baseline_by_hand_and_the_batch_mean_is_biased_towards_zero():
+    r = torch.tensor([1.0, 0.0, 3.0, 0.5], dtype=torch.float64)
+    assert torch.allclose(pf.leave_one_out_baseline(r), torch.tensor([3.5, 4.5, 1.5, 4.0], dtype=torch.float64) / 3)
+    # the batch mean includes the sample itself: its weights are exactly (N − 1)/N of the leave-one-out ones
+    assert torch.allclose(r - r.mean(), 0.75 * (r - pf.leave_one_out_baseline(r)), atol=1e-12)
+    z = torch.tensor([0.0, 1.0, -0.5], dtype=torch.float64)
+    u = torch.tensor([1.0, 0.0, 3.0], dtype=torch.float64)
+    g = torch.Generator().manual_seed(12)
+    batches = [pf.sample_policy(z, 4, g) for _ in range(3000)]
+    score = lambda y: torch.nn.functional.one_hot(y, 3).double() - torch.softmax(z, 0)  # noqa: E731
+    batch_mean = torch.stack([((u[y] - u[y].mean())[:, None] * score(y)).mean(0) for y in batches])
+    exact = pf.policy_gradient(z, u)
+    sem = batch_mean.std(0) / math.sqrt(len(batches))
+    assert ((batch_mean.mean(0) - 0.75 * exact).abs() < 5 * sem).all()  # biased by the factor 3/4 …
+    assert ((batch_mean.mean(0) - exact).abs() > 5 * sem).any()  # … which the test can see
+    with pytest.raises(ValueError, match="at least two samples"):
+        pf.leave_one_out_baseline([1.0])
+
+
+def test_the_surrogates_gradient_is_the_estimate_but_its_value_is_not_the_expected_utility():
+    z0 = torch.tensor([2.0, 1.0, 0.5, -1.5], dtype=torch.float64)
+    u = torch.tensor([0.0, 0.2, 0.0, 1.0], dtype=torch.float64)
+    samples = pf.sample_policy(z0, 64, torch.Generator().manual_seed(13))
+    for baseline in (False, True):
+        weights = u[samples] - (pf.leave_one_out_baseline(u[samples]) if baseline else 0.0)
+        z = z0.clone().requires_grad_(True)
+        value = pf.surrogate_objective(z, samples, weights)
+        value.backward()
+        assert torch.allclose(z.grad, pf.reinforce_from_samples(z0, u, samples, baseline), atol=1e-12)
+        assert value.item() < 0 < float(torch.softmax(z0, 0) @ u)  # log π · U is negative; J is not
+    # one row of logits per sample gives the same gradient, split by sample
+    rows = z0.repeat(64, 1).requires_grad_(True)
+    pf.surrogate_objective(rows, samples, u[samples]).backward()
+    assert torch.allclose(rows.grad.sum(0), pf.reinforce_from_samples(z0, u, samples, False), atol=1e-12)
+    # the weights are constants: a weight that carries a gradient does not pass it on
+    w = u[samples].clone().requires_grad_(True)
+    pf.surrogate_objective(z0.clone().requires_grad_(True), samples, w).backward()
+    assert w.grad is None
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ((torch.zeros(3), [0, 3], [1.0, 1.0]), r"indices in 0\.\.2"),
+    ((torch.zeros(3), [0.0, 1.0], [1.0, 1.0]), "answer indices"),
+    ((torch.zeros(3), [0, 1], [1.0]), "one value per sample"),
+    ((torch.zeros(3, 3), [0, 1], [1.0, 1.0]), "need 2 rows"),
+    (([0.0, 0.0, 0.0], [0, 1], [1.0, 1.0]), "float tensor"),
+    ((torch.tensor([0.0, float("nan")]), [0, 1], [1.0, 1.0]), "finite"),
+])
+def test_surrogate_rejects_bad_input(args, message):
+    with pytest.raises(ValueError, match=message):
+        pf.surrogate_objective(*args)
+
+
+def test_actor_loss_by_hand_and_no_gradient_reaches_the_critic():
+    logits = torch.tensor([[0.0, 1.0, -1.0], [0.5, 0.5, 0.0]], dtype=torch.float64, requires_grad=True)
+    actions = torch.tensor([1, 2])
+    returns = torch.tensor([2.0, -1.0], dtype=torch.float64)
+    values = torch.tensor([0.5, 0.5], dtype=torch.float64, requires_grad=True)
+    loss = pf.actor_loss(logits, actions, returns, values)
+    log_pi = torch.log_softmax(logits.detach(), -1)
+    by_hand = -(log_pi[0, 1] * 1.5 + log_pi[1, 2] * -1.5) / 2
+    assert loss.item() == pytest.approx(by_hand.item(), abs=1e-12)
+    loss.backward()
+    assert values.grad is None  # the advantage is a constant for the actor
+    pi = torch.softmax(logits.detach(), -1)
+    onehot = torch.nn.functional.one_hot(actions, 3).double()
+    assert torch.allclose(logits.grad, -(torch.tensor([1.5, -1.5], dtype=torch.float64)[:, None] / 2) * (onehot - pi))
+    with pytest.raises(ValueError, match="same shape"):
+        pf.actor_loss(logits, actions, returns, torch.zeros(3, dtype=torch.float64))
+
+
+# ---------------------------------------------------------------- chapter 06 assignment, the actor loss item
+
+def _actor_item():
+    return assignments.load("06").item("actor_loss_and_gradients")
+
+
+def test_the_actor_items_reference_gives_the_critic_no_gradient_and_matches_the_library():
+    from course_utils.assessment.assignments.ch06_fine_tuning_as_mle import _actor_case
+
+    item = _actor_item()
+    for case in item.public + item.hidden:
+        logits, actions, returns, values = case.build()
+        loss, grad_logits, grad_values = item.reference(logits, actions, returns, values)
+        assert not grad_values.any() and grad_logits.shape == logits.shape
+        assert loss.item() == pytest.approx(pf.actor_loss(logits, actions, returns, values).item(), abs=1e-12)
+    # a perfect critic leaves nothing to learn; a missing one (values 0) weighs by the returns
+    logits, actions, returns, values = _actor_case(5, 4, 104, critic="exact")
+    assert not item.reference(logits, actions, returns, values)[1].any()
+
+
+def test_the_solution_notebooks_actor_loss_passes_and_its_pitfall_fails():
+    import nbformat
+
+    from course_utils.assessment.checks import evaluate
+
+    path = Path(__file__).resolve().parent.parent / "solutions" / "06_fine_tuning_as_mle.ipynb"
+    cell = next(c for c in nbformat.read(path, as_version=4).cells if "def actor_loss_and_gradients(" in c.source)
+    namespace = {"torch": torch}
+    exec(compile(cell.source, str(path), "exec"), namespace)
+    assert evaluate("actor_loss_and_gradients", namespace["actor_loss_and_gradients"]).passed
+    # the wrapper of the notebook with the advantage left attached: check() says no and names the values
+    not_detached = cell.source.replace("(returns - values).detach()", "(returns - values)")
+    assert not_detached != cell.source
+    exec(compile(not_detached, str(path), "exec"), namespace)
+    feedback = evaluate("actor_loss_and_gradients", namespace["actor_loss_and_gradients"])
+    assert not feedback.passed and "element 2" in feedback.message
 
 
 def test_toy_training_mle_is_faster_from_a_poor_start_and_pg_exact_gets_there():

@@ -17,19 +17,35 @@ from .explorer import Explorer
 
 
 def sft_curves(steps: Sequence[int], heldout_log_prob: Sequence[float], accuracy: Sequence[float],
-               full_loss_accuracy: Sequence[float] | None = None) -> Figure:
-    """Held-out mean log Pr(y | x) and exact-match accuracy against fine-tuning steps."""
+               full_loss_accuracy: Sequence[float] | None = None, *, label: str = "loss on the response only",
+               others: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None) -> Figure:
+    """Held-out mean log Pr(y | x) and exact-match accuracy against fine-tuning steps.
+
+    `others` adds runs validated at the same steps, by name: (held-out log-probabilities, accuracies),
+    for instance the same model fine-tuned from random weights instead of pre-trained ones.
+    """
     same_length(steps=steps, heldout_log_prob=heldout_log_prob, accuracy=accuracy)
     if full_loss_accuracy is not None:
         same_length(steps=steps, full_loss_accuracy=full_loss_accuracy)
+    runs = {label: (heldout_log_prob, accuracy)}
+    for name, pair in (others or {}).items():
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"others[{name!r}] must be a pair (held-out log-probabilities, accuracies)")
+        same_length(steps=steps, **{f"{name} log-probabilities": pair[0], f"{name} accuracies": pair[1]})
+        runs[name] = pair
     fig, (a, b) = plt.subplots(1, 2, figsize=(8.5, 3.0), layout="constrained")
-    a.plot(steps, heldout_log_prob, marker="o", ms=3)
+    for i, (name, (log_prob, acc)) in enumerate(runs.items()):
+        a.plot(steps, series(log_prob, "heldout_log_prob"), marker="o", ms=3, color=f"C{i}", label=name)
+        b.plot(steps, series(acc, "accuracy"), marker="o", ms=3, color=f"C{i}", label=name)
     a.set(xlabel="fine-tuning step", ylabel="mean log Pr(y | x) (nats)",
           title="held-out conditional log-likelihood")
-    b.plot(steps, accuracy, marker="o", ms=3, label="loss on the response only")
     if full_loss_accuracy is not None:
-        b.plot(steps, full_loss_accuracy, marker="s", ms=3, alpha=0.7, label="loss on prompt + response")
+        b.plot(steps, full_loss_accuracy, marker="s", ms=3, alpha=0.7, color=f"C{len(runs)}",
+               label="loss on prompt + response")
+    if len(runs) > 1 or full_loss_accuracy is not None:
         b.legend(fontsize=8)
+    if len(runs) > 1:
+        a.legend(fontsize=8)
     b.set(xlabel="fine-tuning step", ylabel="exact-match accuracy", ylim=(-0.03, 1.03),
           title="held-out task accuracy")
     return fig

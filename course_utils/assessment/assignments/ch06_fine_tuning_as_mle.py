@@ -6,6 +6,7 @@ import torch
 
 from ...finetune import response_loss_mask
 from ...preferences import (
+    actor_loss,
     bradley_terry_log_likelihood,
     fit_bradley_terry,
     policy_gradient,
@@ -44,6 +45,28 @@ def assistant_turn_log_probs(logits, tokens, turn_of_token) -> torch.Tensor:
 def fit_rewards(n_items: int, winners, losers) -> torch.Tensor:
     """Maximum-likelihood Bradley–Terry rewards with mean zero."""
     return fit_bradley_terry(n_items, winners, losers)[0]
+
+
+def actor_loss_and_gradients(logits, actions, returns, values) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The actor loss −mean_n log π(a_n | s_n) (R_n − V(s_n)), advantages detached, and its gradients
+    with respect to the logits and to the critic's values (zeros: the actor's loss does not train the critic)."""
+    z = torch.as_tensor(logits, dtype=torch.float64).clone().requires_grad_(True)
+    v = torch.as_tensor(values, dtype=torch.float64).clone().requires_grad_(True)
+    loss = actor_loss(z, torch.as_tensor(actions), torch.as_tensor(returns, dtype=torch.float64), v)
+    loss.backward()
+    grad_v = v.grad if v.grad is not None else torch.zeros_like(v)
+    return loss.detach(), z.grad, grad_v
+
+
+def _actor_case(n: int, k: int, seed: int, critic: str = "noisy") -> tuple:
+    """(logits (N, K), actions, returns, values): the critic's values near the returns, equal to them, or 0."""
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(n, k, generator=g, dtype=torch.float64)
+    actions = torch.randint(k, (n,), generator=g)
+    returns = 1.0 + torch.randn(n, generator=g, dtype=torch.float64)
+    noise = 0.5 * torch.randn(n, generator=g, dtype=torch.float64)
+    values = {"noisy": returns + noise, "exact": returns.clone(), "zero": torch.zeros(n, dtype=torch.float64)}[critic]
+    return logits, actions, returns, values
 
 
 def _sequence(length: int, vocab: int, seed: int, scale: float = 2.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,6 +163,14 @@ PUBLIC = Assignment(
             public=(Case(([0.0, 0.0], [1.0, 0.0])), Case(([0.2, -1.0, 0.5], [1.0, 0.0, 2.0]))),
             rtol=1e-6, atol=1e-9,
             hint="∂/∂z_k Σ_y π(y) U(y) = π_k (U_k − Σ_y π(y) U(y)); check it against autograd.",
+        ),
+        FunctionItem(
+            name="actor_loss_and_gradients", points=3, reference=actor_loss_and_gradients,
+            public=(Case(lambda: _actor_case(4, 3, 101)),),
+            rtol=1e-6, atol=1e-9,
+            hint="log π(a_n | s_n) is log_softmax of row n at column a_n; the advantage R_n − V(s_n) must be "
+                 "detached (a constant for the actor), and the loss is minus the batch mean of log π · advantage; "
+                 "the gradient reaching the values must then be zero.",
         ),
         AnswerItem(
             name="ANSWER_PG_SCALE", points=1, choices=("A", "B", "C", "D"),

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from ....validate import as_tensor
 from ...items import AnswerKey, Case, FunctionKey, Mistake
-from ..ch06_fine_tuning_as_mle import _comparisons, _dialogue_case, _fit_case, _nll_case
+from ..ch06_fine_tuning_as_mle import _actor_case, _comparisons, _dialogue_case, _fit_case, _nll_case
 
 
 def _ll_case(rewards: list[float], n: int, seed: int, shift: float = 0.0) -> tuple:
@@ -65,6 +65,18 @@ def _pg(logits, utilities, baseline=True, weight=True, sign=1.0) -> torch.Tensor
     pi = torch.softmax(z, 0)
     centred = u - pi @ u if baseline else u
     return sign * (pi * centred if weight else centred)
+
+
+def _actor(logits, actions, returns, values, detach=True, sign=-1.0, reduce="mean", baseline=True) -> tuple:
+    """A variant of the actor loss and its gradients (logits, values); the defaults are the right answer."""
+    z = logits.clone().requires_grad_(True)
+    v = values.clone().requires_grad_(True)
+    log_pi = torch.log_softmax(z, -1).gather(1, actions[:, None]).squeeze(1)
+    advantage = returns - v if baseline else returns
+    weighted = log_pi * (advantage.detach() if detach else advantage)
+    loss = sign * (weighted.mean() if reduce == "mean" else weighted.sum())
+    loss.backward()
+    return loss.detach(), z.grad, v.grad if v.grad is not None else torch.zeros_like(v)
 
 
 KEY = {
@@ -154,6 +166,19 @@ KEY = {
             Mistake("forgets to subtract E_π[U]", lambda z, u: _pg(z, u, baseline=False), pitfall=True),
             Mistake("the gradient of the loss (wrong sign)", lambda z, u: _pg(z, u, sign=-1.0)),
             Mistake("forgets the factor π_k", lambda z, u: _pg(z, u, weight=False)),
+        ),
+    ),
+    "actor_loss_and_gradients": FunctionKey(
+        hidden=(Case(lambda: _actor_case(1, 2, 102)),  # a batch of one
+                Case(lambda: _actor_case(16, 7, 103)),
+                Case(lambda: _actor_case(5, 4, 104, critic="exact")),  # a perfect critic: every advantage is 0
+                Case(lambda: _actor_case(6, 3, 105, critic="zero"))),  # no critic yet: the advantage is the return
+        mistakes=(
+            Mistake("advantages not detached: the actor's loss trains the critic", lambda *a: _actor(*a, detach=False),
+                    pitfall=True),
+            Mistake("sign flipped: the surrogate itself, not the loss", lambda *a: _actor(*a, sign=1.0)),
+            Mistake("sum over the batch instead of the mean", lambda *a: _actor(*a, reduce="sum")),
+            Mistake("the return instead of the advantage (no baseline)", lambda *a: _actor(*a, baseline=False)),
         ),
     ),
     "ANSWER_PG_SCALE": AnswerKey(
