@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -159,6 +160,27 @@ def test_class_report(graded):
     assert "| bernoulli_mle | 2 | 0.67 | 33% | " in lines["bernoulli_mle"]
     assert lines["bernoulli_mle"].endswith("(1×) |")  # two failures, each with its own message
     assert "| ANSWER_LOWER_LOSS | 1 | 0.67 | 67% | ❌ `ANSWER_LOWER_LOSS` is not defined." in lines["ANSWER_LOWER_LOSS"]
+
+
+def test_merge_manual_rewrites_feedback_and_report_as_grading_wrote_them(graded, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(graded["out"], out)
+    made = {p.name: p.read_bytes() for p in out.iterdir() if p.suffix in (".md", ".html", ".csv")}
+    scores = tmp_path / "scores.csv"
+    scores.write_text("submission,item,score,comment\nalice,bernoulli_mle,,\n")  # nothing scored yet
+    run = course_grade("merge-manual", out, scores)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == ("merged manual scores into 0 result(s); rewrote grades.csv, 5 feedback file(s) "
+                                  "and the class report")  # alice.html; bob and x<b>y: .html, then .md at the regrade
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert report.startswith(f"# Class report: {out}\n") and "3 submissions; mean score 8 / 13" in report
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.suffix in (".md", ".html", ".csv")
+            and p.name != "report.md"} == {n: b for n, b in made.items() if n != "report.md"}
+
+    scores.write_text("submission,item,score\nalice,bernoulli_mle,1\n")
+    run = course_grade("merge-manual", out, scores)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1
+    assert "'bernoulli_mle' is not a manually graded item of 01_mle_coin_flips (it has none)" in run.stderr
 
 
 def test_another_assignment_is_refused_in_the_same_folder(graded):

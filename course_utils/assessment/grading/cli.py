@@ -3,6 +3,8 @@
     course-grade ASSIGNMENT SUBMISSION [SUBMISSION ...] --out DIR [--jobs N] [--timeout SECONDS]
                  [--roster ROSTER.csv] [--feedback md|html]
     course-grade report DIR
+    course-grade collect-manual DIR                                  (see manual.py)
+    course-grade merge-manual DIR SCORES.csv [--feedback md|html]
     course-grade --export-gradescope ASSIGNMENT --out DIR
 """
 
