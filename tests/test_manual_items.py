@@ -515,3 +515,9 @@ def test_the_grader_scores_a_figure_answer_from_what_came_back():
         assert result.figure is None and result.score == 0
     with pytest.raises(ValueError, match="answer must be one of text, figure"):
         ManualItem("PLOT", points=1, prompt="", answer="video")
+
+
+def test_the_readme_states_the_figure_limits_the_grader_uses():
+    text = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert (f"at {items.FIGURE_DPI} dpi; the grader checks the image (a whole PNG, at most "
+            f"{items.MAX_FIGURE_BYTES // 1000} kB and {items.MAX_FIGURE_SIDE} pixels a side)") in text
