@@ -15,6 +15,7 @@ Maths, one concept per module (inputs are checked after the maths, with `validat
     presets       ch05  named model shapes and recipes for CPU and GPU
     finetune      ch06  supervised fine-tuning: prompt/response masks, dialogue log-probs
     preferences   ch06  Bradley-Terry reward fitting, policy gradients
+    distributed   ch07  data parallelism: sharded global batches, the global mean NLL, all-reduce, torchrun
     text                corpora (Python's docs and docstrings, your files), tokenizers, splits, batches
     synthetic           a language with a known entropy rate
     runtime             seeds, threads, device choice, GPU precision and compile policy

@@ -262,7 +262,17 @@ def _failure(returncode: int, log: str, port: int) -> str:
     lower = log.lower()
     if "address already in use" in lower or "eaddrinuse" in lower:
         return f"port {port} was taken by another program before the workers could use it; launch again"
-    return f"a worker failed (the launcher exited with code {returncode}); last lines of the log:\n{_tail(log)}"
+    return (f"a worker failed (the launcher exited with code {returncode}); last lines of the log:\n"
+            f"{_tail(_workers_part(log))}")
+
+
+def _workers_part(log: str) -> str:
+    """The log up to the launcher's own failure report (its traceback and summary), and that report's first line."""
+    lines = log.splitlines()
+    for i, line in enumerate(lines):
+        if "torch/distributed/elastic" in line or "torch.distributed.elastic" in line:
+            return "\n".join(lines[:i + 1])
+    return log
 
 
 def _tail(log: str, lines: int = 20) -> str:

@@ -14,7 +14,7 @@ from course_utils.assessment.checks import evaluate
 from course_utils.assessment.items import CHOICE, AnswerItem, FunctionItem
 from course_utils.assessment.verdict import earned_points
 
-CHAPTERS = ["01", "02", "03", "04", "05", "06"]
+CHAPTERS = ["01", "02", "03", "04", "05", "06", "07"]
 
 
 def _function_items(key: str) -> list[FunctionItem]:
