@@ -14,7 +14,7 @@ NBVAL := --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg --
 SOLUTIONS := $(wildcard solutions)
 RELEASE ?= release
 
-.PHONY: lab test test-fast outputs exercises release grade bench lint clean
+.PHONY: lab test test-fast test-browser site outputs exercises release grade bench lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,19 @@ test: $(STAMP)  ## the whole suite: unit tests, grader, notebooks (strict), exer
 test-fast: $(STAMP)  ## unit tests only
 	$(BIN)/python -m pytest -n $(JOBS) tests
 
+# The browser test drives Debian's chromium (installed by the script where it is missing and it runs as root)
+# through the playwright package, installed here: its own browser download is never used.
+PLAYWRIGHT_SPEC ?= playwright>=1.40
+test-browser: $(STAMP)  ## every lesson in JupyterLab in headless Chromium (Run All, explorers moved), screenshots in test-artifacts/: make test-browser LESSONS="01 04"
+	@$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/python -m pip install -q "$(PLAYWRIGHT_SPEC)" \
+		|| { echo "test-browser: missing: the Python package playwright (pip could not install $(PLAYWRIGHT_SPEC))"; exit 2; }
+	$(BIN)/python tools/browser_test.py --setup
+	$(BIN)/python -m pytest -q tests/test_browser.py
+	$(BIN)/python tools/browser_test.py --jobs $(JOBS) $(LESSONS)
+
+site: $(STAMP)  ## the lessons with their stored outputs as a static site in site/ (open site/index.html)
+	$(BIN)/python tools/build_site.py --out site
+
 outputs: $(STAMP)  ## re-execute lessons and solutions and store their outputs
 	$(BIN)/python -m course_utils.assessment.authoring outputs notebooks/*.ipynb $(wildcard solutions/*.ipynb)
 
@@ -56,4 +69,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) grading-out
+	rm -rf $(VENV) grading-out site test-artifacts

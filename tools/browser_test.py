@@ -1,6 +1,7 @@
 """The lessons as a learner uses them: JupyterLab in headless Chromium runs each one and its explorers are moved.
 
     python tools/browser_test.py [--out test-artifacts] [--jobs 2] [LESSON ...]
+    python tools/browser_test.py --setup     # only install what is missing
 
 Every lesson in notebooks/ (or those whose name starts with a LESSON given, e.g. `01 04`) is copied
 into a temporary folder, opened in JupyterLab and run with Run All. The check waits until no cell is
@@ -32,7 +33,8 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("CHROMIUM", DEBIAN_CHROMIUM))
 # JupyterLab settings for a test: every cell in the DOM, the kernel started without asking, no news, no autosave.
 LAB_SETTINGS = {
     "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none", "autoStartDefaultKernel": True},
@@ -48,9 +50,11 @@ JS_STATE = """() => {
 }"""
 # An explorer is a VBox shown as a cell's output; tqdm's bars are HBoxes.
 EXPLORER = ".jp-Cell-outputArea .jp-OutputArea-output > .widget-vbox"
-# What an explorer shows: its text, and a fingerprint of its images.
-JS_SHOWN = """el => [el.innerText,
-                     Array.from(el.querySelectorAll('img')).map(i => i.src.length + i.src.slice(-64)).join()]"""
+# What an explorer shows (not its controls, whose readouts change at once in the page): the text of its summary and
+# panels, and a fingerprint of its images.
+JS_SHOWN = """el => [
+    Array.from(el.querySelectorAll('.widget-html-content, .widget-output')).map(e => e.innerText).join(),
+    Array.from(el.querySelectorAll('img')).map(i => i.src.length + i.src.slice(-64)).join()]"""
 # Changed: the text, and the images too where there were any (a redraw replaces them).
 JS_CHANGED = f"""([el, old]) => {{
     const now = ({JS_SHOWN})(el);
@@ -71,7 +75,7 @@ class Lesson:
 
 def missing_requirement() -> str | None:
     """One line naming what this check needs and lacks (Chromium, the playwright package), or None."""
-    if not CHROMIUM.exists() and os.geteuid() == 0 and shutil.which("apt-get"):
+    if CHROMIUM == DEBIAN_CHROMIUM and not CHROMIUM.exists() and os.geteuid() == 0 and shutil.which("apt-get"):
         print(f"installing chromium with apt-get ({CHROMIUM} is missing)", flush=True)
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.STDOUT, "env": {**os.environ,
                  "DEBIAN_FRONTEND": "noninteractive"}}
@@ -272,11 +276,19 @@ def lessons(root: Path, prefixes: list[str]) -> list[Lesson]:
     paths = sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     if prefixes:
         paths = [p for p in paths if any(p.name.startswith(prefix) for prefix in prefixes)]
-    return [Lesson(p, sum(c.cell_type == "code" for c in nbformat.read(p, as_version=4).cells)) for p in paths]
+    return [lesson_at(p) for p in paths]
 
 
-def run(todo: list[Lesson], out: Path, jobs: int, timeout: float) -> list[Lesson]:
-    """Run the lessons, `jobs` at a time (each in its own page and kernel); return them with their problems."""
+def lesson_at(path: Path) -> Lesson:
+    return Lesson(path, sum(cell.cell_type == "code" for cell in nbformat.read(path, as_version=4).cells))
+
+
+def run(todo: list[Lesson], out: Path, jobs: int = 2, timeout: float = 1200,
+        explorer_timeout: float = 60) -> list[Lesson]:
+    """Run the lessons, `jobs` at a time (each in its own page and kernel); return them with their problems.
+
+    A lesson may run for `timeout` seconds; an explorer has `explorer_timeout` seconds to show a change.
+    """
     from playwright.sync_api import sync_playwright
 
     out.mkdir(parents=True, exist_ok=True)
@@ -298,7 +310,7 @@ def run(todo: list[Lesson], out: Path, jobs: int, timeout: float) -> list[Lesson
                     if over:
                         lesson.problems.append(f"still running after {timeout:.0f} s")
                     if over or finished(lesson):
-                        finish(lesson, work / "root" / "notebooks" / lesson.path.name, out)
+                        finish(lesson, work / "root" / "notebooks" / lesson.path.name, out, explorer_timeout)
                         shut_down_kernel(base, lesson.path.name)
                         active.remove(lesson)
                         done.append(lesson)
@@ -307,12 +319,12 @@ def run(todo: list[Lesson], out: Path, jobs: int, timeout: float) -> list[Lesson
     return done
 
 
-def finish(lesson: Lesson, copy: Path, out: Path) -> None:
+def finish(lesson: Lesson, copy: Path, out: Path, explorer_timeout: float) -> None:
     """Check a lesson whose run has ended: its cells, its explorers, its screenshot; then close its page."""
     lesson.seconds = time.monotonic() - lesson.started
     if not lesson.problems:
         check_run(lesson, copy)
-        move_explorers(lesson)
+        move_explorers(lesson, int(explorer_timeout * 1000))
     screenshot(lesson, out)
     lesson.page.close()
     verdict = "ok" if not lesson.problems else "FAILED"
@@ -327,11 +339,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "test-artifacts", help="where screenshots go")
     parser.add_argument("--jobs", type=int, default=2, help="lessons run at once (default 2)")
     parser.add_argument("--timeout", type=float, default=1200, help="seconds one lesson may run (default 1200)")
+    parser.add_argument("--setup", action="store_true", help="only install what is missing (Chromium), then exit")
     args = parser.parse_args(argv)
     problem = missing_requirement()
     if problem:
         print(f"test-browser: {problem}", file=sys.stderr)
         return 2
+    if args.setup:
+        return 0
     todo = lessons(ROOT, args.lessons)
     if not todo:
         print(f"test-browser: no lesson in {ROOT / 'notebooks'} matches {args.lessons}", file=sys.stderr)
