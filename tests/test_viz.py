@@ -51,6 +51,10 @@ FIGURES = {
     "ch02.temperature_bars": (ch02.temperature_bars,
                               (list("abc"), torch.tensor([[0.5, 0.3, 0.2], [0.6, 0.3, 0.1]]), [1.0, 0.5]), {},
                               (7.0, 3.2), 1),
+    "ch02.bigram_heatmap": (ch02.bigram_heatmap, (torch.tensor([[1.0, 2.0], [0.0, 3.0]]), ["a", " "]), {},
+                            (6.0, 5.0), 2),
+    "ch03.loss_by_kind_bars": (ch03.loss_by_kind_bars, ({"a": {"[MASK]": 2.5, "kept": 0.5}},), {"baseline": 3.0},
+                               (7.0, 3.2), 1),
     "ch03.mlm_loss_curve": (ch03.mlm_loss_curve, ([1, 2, 3], [3.0, 2.5, 2.0], [3], [2.1], 3.0), {}, (7.0, 3.2), 1),
     "ch03.pll_vs_causal": (ch03.pll_vs_causal, (["a", "b"], [-1.0, -0.5], [-2.0, -1.5]), {}, (6.0, 3.2), 1),
     "ch04.loss_curves": (ch04.loss_curves, ({"CE": [3.0, 2.0, 1.5], "NLL": [3.0, 2.1, 1.6]},), {"entropy": 1.2},
@@ -71,7 +75,7 @@ FIGURES = {
 # The explorers (tested below) and the public callables that draw nothing.
 EXPLORERS = {"ch01.LikelihoodExplorer", "ch02.SequenceExplorer", "ch03.MaskingExplorer", "ch04.SmoothingExplorer",
              "ch05.SampleExplorer", "ch06.PolicyGradientExplorer"}
-NOT_FIGURES = {"common.style", "common.series", "common.same_length", "ch05.smooth",
+NOT_FIGURES = {"common.style", "common.series", "common.same_length", "common.tick_label", "ch05.smooth",
                "explorer.Explorer", "explorer.Rejected"}
 
 
