@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import html
 import io
 import json
 import os
@@ -159,6 +160,7 @@ def _figures_assignment() -> Assignment:
 
 
 FIGURES = _figures_assignment()
+ODD = "x<b> (2)"  # a file name with markup, a space and brackets: escaped in the pages, quoted in the links
 FIGURE_CELL = ("import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([3.0, 2.1, 1.7, 1.5])\n"
                "ax.set_xlabel('step')\nax.set_ylabel('loss')\n")
 SUBMISSIONS = {
@@ -171,6 +173,7 @@ SUBMISSIONS = {
     "erin": [FIGURE_CELL + "import io\nbuf = io.BytesIO()\nfig.savefig(buf, format='png')\n"
              "data = bytearray(buf.getvalue())\ndata[45] ^= 0xFF\nPLOT_LOSS = bytes(data)"],  # a damaged chunk
     "frank": [FIGURE_CELL + "PLOT_LOSS = ax"],  # the axes: their figure is recorded
+    ODD: [FIGURE_CELL + "PLOT_LOSS = fig\nEXPLAIN_CURVE = 'Down.'"],
 }
 REFUSED = {"bob": "it is a str, not a matplotlib figure",
            "carol": "it is a figure of 8000 × 6000 pixels at 100 dpi, larger than 4000 pixels a side",
@@ -215,7 +218,7 @@ def figures(tmp_path_factory) -> dict:
 def test_a_figure_answer_is_recorded_as_the_notebook_left_it(figures):
     assert figures["graded"].returncode == 0, figures["graded"].stderr
     out = figures["out"]
-    for name, (width, height) in {"alice": (400, 300), "frank": (640, 480)}.items():
+    for name, (width, height) in {"alice": (400, 300), "frank": (640, 480), ODD: (640, 480)}.items():
         data = result(out, name)
         test = item_test(data, "PLOT_LOSS")
         assert (test["score"], test["max_score"]) == (0, 2)
@@ -241,19 +244,21 @@ def test_collect_writes_markdown_with_linked_figures_and_html_with_embedded_ones
     page = (manual / "PLOT_LOSS.md").read_text(encoding="utf-8")
     assert page.startswith("# PLOT_LOSS (2 points)\n\nPlot the training loss against the step.\n")
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page)
-    assert links == ["PLOT_LOSS/alice.png", "PLOT_LOSS/frank.png"]
+    assert links == ["PLOT_LOSS/alice.png", "PLOT_LOSS/frank.png", "PLOT_LOSS/x%3Cb%3E%20%282%29.png"]
     for link in links:  # each link resolves from the Markdown file's folder to the recorded image
         png = read_png((manual / unquote(link)).read_bytes())
         assert png.data == (manual / unquote(link)).read_bytes()  # only the chunks that draw it were kept
     assert read_png((manual / "PLOT_LOSS" / "alice.png").read_bytes()).width == 400
-    assert sorted(p.name for p in (manual / "PLOT_LOSS").iterdir()) == ["alice.png", "frank.png"]
+    assert sorted(p.name for p in (manual / "PLOT_LOSS").iterdir()) == ["alice.png", "frank.png", f"{ODD}.png"]
+    assert "## x&lt;b&gt; (2)\n\n![figure of x&lt;b&gt; (2)](" in page and "<b>" not in page
     assert "## bob\n\n(no answer recorded)\n\n❌ `PLOT_LOSS` cannot be recorded as a figure: it is a str" in page
     assert "<script" not in page and "<svg" not in page
 
     html_page = (manual / "PLOT_LOSS.html").read_text(encoding="utf-8")
-    embedded = re.findall(r'<img alt="figure of (\w+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)">', html_page)
+    embedded = re.findall(r'<img alt="figure of ([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)">', html_page)
     assert [(n, base64.b64decode(d)) for n, d in embedded] == [
-        (n, (manual / "PLOT_LOSS" / f"{n}.png").read_bytes()) for n in ("alice", "frank")]
+        (html.escape(n), (manual / "PLOT_LOSS" / f"{n}.png").read_bytes()) for n in ("alice", "frank", ODD)]
+    assert "<b>" not in html_page
     assert "<script" not in html_page and "&lt;svg" not in html_page  # dave's bytes were never recorded
     text_page = (manual / "EXPLAIN_CURVE.md").read_text(encoding="utf-8")
     assert "## alice\n\n```text\nThe loss falls fast, then levels off.\n```" in text_page
@@ -280,10 +285,11 @@ def test_merge_rewrites_feedback_and_report(figures, class_copy):
     scores = out / "manual" / "scores.csv"
     scores.write_text("submission,item,score,comment\nalice,PLOT_LOSS,2,Axes labelled.\n"
                       "alice,EXPLAIN_CURVE,1.5,\"Say why it\nlevels off.\"\nfrank,PLOT_LOSS,1,No labels?\n"
-                      "bob,PLOT_LOSS,,\n", encoding="utf-8")
+                      "bob,PLOT_LOSS,,\nx<b> (2),PLOT_LOSS,2,\nx<b> (2),EXPLAIN_CURVE,0.5,Why?\n",
+                      encoding="utf-8")
     run = course_grade(driver, "merge-manual", out, scores, "--feedback", "html")
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == ("merged manual scores into 2 result(s); rewrote grades.csv, 12 feedback file(s) "
+    assert run.stdout.strip() == ("merged manual scores into 3 result(s); rewrote grades.csv, 14 feedback file(s) "
                                   "and the class report")
     alice = result(out, "alice")
     assert (alice["score"], alice["max_score"]) == (3.5, 5) and alice["output"].startswith("Score: 3.5 / 5.")
@@ -305,9 +311,9 @@ def test_merge_rewrites_feedback_and_report(figures, class_copy):
     assert "graded by your instructor: 1 / 2. No labels?" in (out / "frank.html").read_text(encoding="utf-8")
 
     report_after = (out / "report.md").read_text(encoding="utf-8")
-    assert "6 submissions; mean score 0 / 5, lowest 0, highest 0." in report_before
-    assert "6 submissions; mean score 0.75 / 5, lowest 0, highest 3.5." in report_after
-    assert "| PLOT_LOSS | 2 | 0.5 | 17% | " in report_after
+    assert "7 submissions; mean score 0 / 5, lowest 0, highest 0." in report_before
+    assert "7 submissions; mean score 1 / 5, lowest 0, highest 3.5." in report_after
+    assert "| PLOT_LOSS | 2 | 0.71 | 29% | " in report_after
 
 
 def test_merge_leaves_files_it_did_not_write(figures, class_copy):
@@ -318,7 +324,7 @@ def test_merge_leaves_files_it_did_not_write(figures, class_copy):
     scores.write_text("submission,item,score\nalice,PLOT_LOSS,2\n", encoding="utf-8")
     run = course_grade(figures["driver"], "merge-manual", out, scores)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == "merged manual scores into 1 result(s); rewrote grades.csv, 6 feedback file(s)"
+    assert run.stdout.strip() == "merged manual scores into 1 result(s); rewrote grades.csv, 7 feedback file(s)"
     assert (out / "alice.html").read_text(encoding="utf-8") == "<p>the instructor's own notes</p>"
     assert (out / "report.md").read_text(encoding="utf-8") == "my own report\n"
     assert "graded by your instructor: 2 / 2." in (out / "alice.md").read_text(encoding="utf-8")
@@ -335,7 +341,7 @@ def test_collect_again_keeps_the_scores_filled_in(figures, class_copy):
     with open(scores, newline="") as f:
         kept = [(r["submission"], r["score"], r["comment"]) for r in csv.DictReader(f) if r["item"] == "PLOT_LOSS"]
     assert ("frank", "1", "Labels, please") in kept and ("alice", "", "") in kept
-    assert sorted(p.name for p in (out / "manual" / "PLOT_LOSS").iterdir()) == ["alice.png", "frank.png"]
+    assert sorted(p.name for p in (out / "manual" / "PLOT_LOSS").iterdir()) == ["alice.png", "frank.png", f"{ODD}.png"]
 
 
 def test_a_bad_scores_file_is_refused_by_the_command_and_changes_nothing(figures, class_copy):

@@ -101,7 +101,8 @@ def item_markdown(item: ManualItem, given: list[Answer]) -> str:
     parts = [f"# {item.name} ({results.number(item.points)} points)\n\n{item.prompt}\n"]
     for a in given:
         if a.png is not None:
-            body = f"![figure of {_md(a.submission)}]({quote(item.name)}/{quote(a.submission)}.png)\n"
+            link = f"{quote(item.name)}/{quote(a.submission, errors='surrogateescape')}.png"
+            body = f"![figure of {_md(a.submission)}]({link})\n"
         elif a.text is not None:
             body = _fenced(a.text)
         else:
