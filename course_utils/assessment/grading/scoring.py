@@ -188,4 +188,7 @@ def png_bytes(value: object) -> bytes | None:
     if (type(value) is not dict or value.get("__array__") is not True or value.get("dtype") != "uint8"
             or type(value.get("shape")) is not list or len(value["shape"]) != 1):
         return None
-    return np.asarray(value["data"], dtype=np.uint8).tobytes()
+    try:
+        return np.asarray(value["data"], dtype=np.uint8).tobytes()
+    except (TypeError, ValueError, OverflowError):  # data that did not pass `protocol.check_plain`
+        return None
