@@ -27,7 +27,7 @@ import pytest
 import torch
 from test_grading import notebook
 
-from course_utils.assessment import assignments, items
+from course_utils.assessment import assignments, items, verdict
 from course_utils.assessment.grading import cli, feedback, parent, protocol, scoring
 from course_utils.assessment.grading.manual import GRADED_BY_HAND, answer_text
 from course_utils.assessment.grading.scoring import Plan
@@ -488,7 +488,7 @@ def test_figure_outcomes_and_the_largest_one_fits_one_message():
     try:
         for value in (fig, ax):
             got = items.figure_outcome(value)
-            assert read_png(scoring.png_bytes(got.value)).width == 300
+            assert read_png(verdict.png_bytes(got.value)).width == 300
     finally:
         plt.close(fig)
     assert items.figure_outcome(None).error == f"{items.UNSUPPORTED}None, not a matplotlib figure"
@@ -499,7 +499,7 @@ def test_figure_outcomes_and_the_largest_one_fits_one_message():
     line = protocol.encode_line(protocol.item_message("PLOT_LOSS", True, protocol.OK, [protocol.outcome(largest)]))
     assert len(line) < parent.MAX_LINE_BYTES  # the parent drops a longer message unread
     report = protocol.decode_line(line.strip(), {"PLOT_LOSS": 1})
-    assert scoring.png_bytes(report.outcomes[0].value) == too_big[:-1]
+    assert verdict.png_bytes(report.outcomes[0].value) == too_big[:-1]
 
 
 def test_the_grader_scores_a_figure_answer_from_what_came_back():
@@ -521,6 +521,27 @@ def test_the_grader_scores_a_figure_answer_from_what_came_back():
         assert result.figure is None and result.score == 0
     with pytest.raises(ValueError, match="answer must be one of text, figure"):
         ManualItem("PLOT", points=1, prompt="", answer="video")
+
+
+def test_check_gives_a_figure_answer_the_graders_verdict():
+    """The learner's check() and the grader say the same about a figure answer, good or not."""
+    import matplotlib.pyplot as plt
+
+    plot = ManualItem("PLOT_LOSS", points=2, prompt="Plot it.", keyed=True, answer=FIGURE)
+    plan = Plan(Assignment("92_plot", "A plot", (plot,)))
+    fig, ax = plt.subplots(figsize=(2, 1.5))
+    ax.plot([3.0, 2.0, 1.5])
+    try:
+        for value in (fig, ax, "a text", 42, b"not a png"):
+            here = value_verdict(plot, value, hidden=False)
+            report = protocol.ItemReport("PLOT_LOSS", True, protocol.OK, (items.figure_outcome(value),))
+            there = plan.score({"PLOT_LOSS": report})[0]
+            assert here.line() == there.output, value
+            assert here.pending == (value is fig or value is ax)
+    finally:
+        plt.close(fig)
+    recorded = "📝 recorded (a figure of 200 × 150 pixels); graded by hand."
+    assert value_verdict(plot, fig, hidden=False).line() == recorded
 
 
 def test_the_readme_states_the_figure_limits_the_grader_uses():

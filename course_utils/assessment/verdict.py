@@ -14,7 +14,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
 from .items import (
+    FIGURE,
     PLACEHOLDER,
     UNSUPPORTED,
     AnswerItem,
@@ -28,8 +31,10 @@ from .items import (
     describe,
     describe_args,
     expected_outcome,
+    figure_outcome,
     judge,
     plain_outcome,
+    read_png,
     score_answer,
 )
 
@@ -195,9 +200,11 @@ MANUAL_ANSWER = "Your answer, for your instructor to grade:"  # what follows it 
 
 
 def _manual_verdict(item: ManualItem, outcomes: list[Outcome]) -> Verdict:
-    """A manually graded answer: recorded when it is a text that says something, else why it cannot be."""
+    """A manually graded answer: recorded when it is a text that says something (or a whole figure), else why not."""
     if len(outcomes) != 1:
         return invalid_result()
+    if item.answer == FIGURE:
+        return figure_verdict(item, outcomes)
     got = outcomes[0]
     if got.error is not None or not isinstance(got.value, str):
         return Verdict(False, f"`{item.name}` should be a text (a string in quotes)", "write your answer as a string")
@@ -206,6 +213,38 @@ def _manual_verdict(item: ManualItem, outcomes: list[Outcome]) -> Verdict:
     return Verdict(False, f"recorded ({len(got.value)} characters); graded by hand", pending=True)
 
 
+FIGURE_HINT = "assign the matplotlib figure itself, e.g. `fig, ax = plt.subplots()`, draw on `ax`, then `{name} = fig`"
+
+
+def figure_verdict(item: ManualItem, outcomes: Sequence[Outcome]) -> Verdict:
+    """A figure answer: recorded when the PNG that came back is a whole image within the limits, else why not."""
+    if len(outcomes) != 1:
+        return invalid_result()
+    got = outcomes[0]
+    hint = FIGURE_HINT.format(name=item.name)
+    if got.error is not None:
+        unsupported = got.error.startswith(UNSUPPORTED)
+        why = f"it is {got.error.removeprefix(UNSUPPORTED)}" if unsupported else f"reading it raised {got.error}"
+        return Verdict(False, f"`{item.name}` cannot be recorded as a figure: {why}", hint)
+    data = png_bytes(got.value)
+    if data is None:
+        return Verdict(False, f"`{item.name}` cannot be recorded as a figure: it is {describe(got.value)}", hint)
+    try:
+        png = read_png(data)
+    except ValueError as exc:
+        return Verdict(False, f"`{item.name}` cannot be recorded as a figure: {exc}", hint)
+    return Verdict(False, f"recorded (a figure of {png.width} × {png.height} pixels); graded by hand", pending=True)
+
+
+def png_bytes(value: object) -> bytes | None:
+    """The bytes of a one-dimensional uint8 array (how a figure's PNG crosses), None for any other value."""
+    if (type(value) is not dict or value.get("__array__") is not True or value.get("dtype") != "uint8"
+            or type(value.get("shape")) is not list or len(value["shape"]) != 1):
+        return None
+    try:
+        return np.asarray(value["data"], dtype=np.uint8).tobytes()
+    except (TypeError, ValueError, OverflowError):  # data that did not pass `protocol.check_plain`
+        return None
 def _recorded(item: AnswerItem, got: Any) -> Verdict:
     """Without the key: a malformed answer fails, a well-formed one is recorded for the graded run."""
     problem = _safe_judge(lambda: answer_form_problem(item, got))
@@ -265,7 +304,8 @@ def answer_timeout() -> Verdict:
 def value_verdict(item: Item, value: Any, hidden: bool) -> Verdict:
     """The verdict on a value in this process: the learner's `check()` (public cases) or a test (all cases)."""
     if isinstance(item, (AnswerItem, ManualItem)):
-        return item_verdict(item, (), [plain_outcome(value)])
+        as_outcome = figure_outcome if isinstance(item, ManualItem) and item.answer == FIGURE else plain_outcome
+        return item_verdict(item, (), [as_outcome(value)])
     if not callable(value):
         return not_a_function(item, type(value).__name__)
     cases = expected_cases(item, hidden)

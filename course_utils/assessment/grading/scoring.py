@@ -14,20 +14,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
-import numpy as np
-
 from ..items import (
     FIGURE,
     MAX_MANUAL_CHARS,
-    UNSUPPORTED,
     AnswerItem,
     Assignment,
     FunctionItem,
     Item,
     ManualItem,
-    Outcome,
     Png,
-    describe,
     read_png,
 )
 from ..verdict import (
@@ -41,6 +36,7 @@ from ..verdict import (
     missing,
     no_result,
     not_a_function,
+    png_bytes,
 )
 from . import protocol
 
@@ -125,8 +121,6 @@ class Plan:
         timed_out = report.state == protocol.TIMEOUT
         if timed_out and isinstance(item, (AnswerItem, ManualItem)):
             return answer_timeout()
-        if isinstance(item, ManualItem) and item.answer == FIGURE:
-            return figure_verdict(item, report.outcomes)
         return item_verdict(item, self.cases.get(item.name, ()), report.outcomes, timed_out)
 
 
@@ -151,29 +145,6 @@ def _answer_kind(item: Item) -> str:
     return protocol.FIGURE if isinstance(item, ManualItem) and item.answer == FIGURE else protocol.ANSWER
 
 
-FIGURE_HINT = "assign the matplotlib figure itself, e.g. `fig, ax = plt.subplots()`, draw on `ax`, then `{name} = fig`"
-
-
-def figure_verdict(item: ManualItem, outcomes: tuple[Outcome, ...]) -> Verdict:
-    """A figure answer: recorded when the PNG that came back is a whole image within the limits, else why not."""
-    if len(outcomes) != 1:
-        return invalid_result()
-    got = outcomes[0]
-    hint = FIGURE_HINT.format(name=item.name)
-    if got.error is not None:
-        unsupported = got.error.startswith(UNSUPPORTED)
-        why = f"it is {got.error.removeprefix(UNSUPPORTED)}" if unsupported else f"reading it raised {got.error}"
-        return Verdict(False, f"`{item.name}` cannot be recorded as a figure: {why}", hint)
-    data = png_bytes(got.value)
-    if data is None:
-        return Verdict(False, f"`{item.name}` cannot be recorded as a figure: it is {describe(got.value)}", hint)
-    try:
-        png = read_png(data)
-    except ValueError as exc:
-        return Verdict(False, f"`{item.name}` cannot be recorded as a figure: {exc}", hint)
-    return Verdict(False, f"recorded (a figure of {png.width} × {png.height} pixels); graded by hand", pending=True)
-
-
 def recorded_figure(report: protocol.ItemReport | None) -> Png | None:
     """The checked PNG of a recorded figure answer (None when the report holds none)."""
     data = png_bytes(report.outcomes[0].value) if report is not None and len(report.outcomes) == 1 else None
@@ -183,12 +154,3 @@ def recorded_figure(report: protocol.ItemReport | None) -> Png | None:
         return None
 
 
-def png_bytes(value: object) -> bytes | None:
-    """The bytes of a one-dimensional uint8 array (how a figure's PNG crosses), None for any other value."""
-    if (type(value) is not dict or value.get("__array__") is not True or value.get("dtype") != "uint8"
-            or type(value.get("shape")) is not list or len(value["shape"]) != 1):
-        return None
-    try:
-        return np.asarray(value["data"], dtype=np.uint8).tobytes()
-    except (TypeError, ValueError, OverflowError):  # data that did not pass `protocol.check_plain`
-        return None
