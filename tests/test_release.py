@@ -178,6 +178,14 @@ def test_the_release_has_no_solutions_key_or_answer_tests(tree):
     assert release.leaks(tree) == []
 
 
+def test_every_script_the_release_makefile_runs_is_in_the_release(tree):
+    # make test-browser and make site run scripts under tools/: a release without them breaks those targets
+    makefile = (tree / "Makefile").read_text(encoding="utf-8")
+    scripts = set(re.findall(r"(?:tools|benchmarks)/[\w.]+\.py", makefile))
+    assert "tools/browser_test.py" in scripts and "tools/build_site.py" in scripts
+    assert [s for s in sorted(scripts) if not (tree / s).is_file()] == []
+
+
 @pytest.mark.parametrize("kind", ["hidden cases", "answers", "mistakes", "solutions"])
 def test_no_answer_is_anywhere_in_the_release(kind, released_text):
     needles = {"hidden cases": hidden_case_needles, "answers": answer_needles, "mistakes": mistake_needles,

@@ -25,7 +25,7 @@ MARKER = ".course-release"  # written into every release; a folder holding it ma
 KEY = Path("course_utils/assessment/assignments/key")
 TOP_FILES = ("README.md", "Makefile", "pyproject.toml", "environment.yml", "nbval_sanitize.cfg", "conftest.py",
              ".gitignore", "LICENSE")
-TREES = ("notebooks", "benchmarks", ".ci", "course_utils")
+TREES = ("notebooks", "benchmarks", ".ci", "course_utils", "tools")
 _SKIP = ("__pycache__", ".ipynb_checkpoints", ".pytest_cache")
 _ANSWER_WORDS = ("assessment", "solutions")  # a test that names either may hold, or need, the answers
 

@@ -193,7 +193,7 @@ PUBLIC = Assignment(
         ),
         FunctionItem(
             name="bits_from_log_probs", points=1, reference=bits_from_log_probs,
-            public=(Case(([math.log(0.25)] * 3,)), Case(([-0.1, -2.3, -0.7, -1.2],))),
+            public=(Case(([math.log(0.25)] * 3,)), Case(([-0.2, -1.9, -0.6, -1.4],))),
             rtol=1e-6, atol=1e-9,
             hint="bits per token = (mean negative log-probability in nats) / ln 2; a model that gives every "
                  "token probability 1/4 needs 2 bits per token.",
