@@ -83,8 +83,6 @@ def gradient_gap():
 
 def main():
     out_path, checkpoint = sys.argv[1], sys.argv[2]
-    runtime.setup(seed=0, threads=1)
-    torch.distributed.init_process_group("gloo")
     val = tokens()[:200]
     out = {"world": distributed.get_world_size(), "gradient_gap": gradient_gap()}
     for name, source in (("windows", windows()), ("padded", padded())):
@@ -97,11 +95,14 @@ def main():
         print(f"{out['world']} workers: done")
         with open(out_path, "w") as f:
             json.dump(out, f)
-    torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
+    runtime.setup(seed=0, threads=1)
+    torch.distributed.init_process_group("gloo")
     main()
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
 '''
 
 
