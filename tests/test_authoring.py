@@ -62,9 +62,6 @@ def test_every_solution_cell_with_a_region_keeps_its_signature():
 
 # --- the install guard at the top of every notebook's first code cell ---
 
-# Turned on once `python -m course_utils.assessment.authoring install-guard` has run over the repository.
-REPOSITORY_GUARDED = False
-
 # Runs each source (JSON list on stdin) in a fresh IPython shell, as a notebook kernel does, and prints what each
 # showed (stdout and stderr together) and whether it raised, as JSON. With "block", course_utils cannot be imported.
 _RUN_CELLS = r"""
@@ -155,7 +152,6 @@ def test_install_guard_rewrites_lessons_and_solutions_and_regenerates_exercises(
     assert authoring.install_guard(root=tmp_path) == []
 
 
-@pytest.mark.skipif(not REPOSITORY_GUARDED, reason="turned on after `authoring install-guard` has run")
 def test_every_notebook_first_code_cell_has_the_install_guard():
     paths = sorted(authoring.ROOT.glob("*/[0-9][0-9]_*.ipynb"))
     assert {p.parent.name for p in paths} >= {"notebooks", "exercises"}
