@@ -25,7 +25,7 @@ from course_utils.models import Transformer, TransformerConfig  # noqa: E402
 from course_utils.ngram import BigramModel  # noqa: E402
 from course_utils.text import CharTokenizer  # noqa: E402
 from course_utils.train import History  # noqa: E402
-from course_utils.viz import ch01, ch02, ch03, ch04, ch05, ch06, common  # noqa: E402
+from course_utils.viz import ch01, ch02, ch03, ch04, ch05, ch06, ch07, common  # noqa: E402
 from course_utils.viz.explorer import Explorer  # noqa: E402
 
 MODULES = sorted(f"course_utils.viz.{m.name}" for m in pkgutil.iter_modules(viz.__path__))
@@ -71,12 +71,13 @@ FIGURES = {
                              (torch.tensor([0.0, 1.0]), torch.tensor([0.1, 0.9]), torch.tensor([0.1, 0.1])),
                              {"labels": ["a", "b"]}, (4.6, 3.6), 1),
     "ch06.policy_curves": (ch06.policy_curves, ({"mle": torch.full((5, 3), 1 / 3)}, 2), {}, (7.0, 3.2), 1),
+    "ch07.shard_nlls": (ch07.shard_nlls, ([[2.0, 1.0], [1.5, 1.5, 1.5, 1.5]], 4), {}, (7.0, 3.2), 1),
 }
 # The explorers (tested below) and the public callables that draw nothing.
 EXPLORERS = {"ch01.LikelihoodExplorer", "ch02.SequenceExplorer", "ch03.MaskingExplorer", "ch04.SmoothingExplorer",
-             "ch05.SampleExplorer", "ch06.PolicyGradientExplorer"}
+             "ch05.SampleExplorer", "ch06.PolicyGradientExplorer", "ch07.ShardExplorer"}
 NOT_FIGURES = {"common.style", "common.series", "common.same_length", "common.tick_label", "ch05.smooth",
-               "explorer.Explorer", "explorer.Rejected"}
+               "explorer.Explorer", "explorer.Rejected", "ch07.BatchMeans", "ch07.batch_means", "ch07.shard_targets"}
 
 
 @pytest.fixture
@@ -153,6 +154,11 @@ BAD_INPUT = [
      "labels and true_rewards must have the same length"),
     (ch06.policy_curves, ({}, 0), {}, "histories is empty"),
     (ch06.policy_curves, ({"m": torch.full((5, 3), 1 / 3)}, 3), {}, "best < K"),
+    (ch07.shard_nlls, ([], 4), {}, "per_target is empty"),
+    (ch07.shard_nlls, ([[1.0], [NAN]], 4), {}, "worker 1's target NLLs contains NaN"),
+    (ch07.shard_nlls, ([[1.0], [-0.5]], 4), {}, "worker 1's target NLLs must be >= 0"),
+    (ch07.shard_nlls, ([[1.0] * 5, [1.0]], 4), {}, "a worker has 5 targets but only 4 positions"),
+    (ch07.shard_nlls, ([[1.0]], 0), {}, "positions must be a positive integer"),
 ]
 
 
@@ -225,7 +231,15 @@ def _explorers(draw: bool):
                               rate=1.0, draw=draw), [("seed", 3), ("text", "sat on")]),
         (ch04.SmoothingExplorer(logits, ["a", "b", "c"], draw=draw), [("epsilon", 0.5), ("target", 2)]),
         (ch06.PolicyGradientExplorer(steps=10, draw=draw), [("start_logit", 1.0), ("lr", 0.5)]),
+        (ch07.ShardExplorer(draw=draw), [("counts[0]", 13), ("nlls[1]", 3.0)]),
     ]
+
+
+def _control(explorer: Explorer, name: str):
+    """The control an explorer names `name`, or, for "counts[0]", the first of its list `counts`."""
+    attribute, _, position = name.partition("[")
+    control = getattr(explorer, attribute)
+    return control[int(position.rstrip("]"))] if position else control
 
 
 def test_explorers_close_every_figure_they_draw():
@@ -234,7 +248,7 @@ def test_explorers_close_every_figure_they_draw():
         assert isinstance(explorer, Explorer) and isinstance(explorer.figure, Figure)
         shown = [explorer.figure]
         for control, value in changes:
-            getattr(explorer, control).value = value
+            _control(explorer, control).value = value
             assert isinstance(explorer.figure, Figure) and explorer.figure is not shown[-1]
             shown.append(explorer.figure)
         assert plt.get_fignums() == [], type(explorer).__name__
@@ -243,7 +257,7 @@ def test_explorers_close_every_figure_they_draw():
 def test_without_drawing_explorers_make_no_figure():
     for explorer, changes in _explorers(draw=False):
         for control, value in changes:
-            getattr(explorer, control).value = value
+            _control(explorer, control).value = value
         assert explorer.figure is None and explorer.summary.value and not explorer.summary.value.startswith("❌")
     assert plt.get_fignums() == []
 
