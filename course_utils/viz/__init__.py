@@ -3,7 +3,7 @@
     viz.style()          the course's figure look (nothing changes on import)
     viz.common           figures more than one chapter uses (`curve`, `token_log_probs`) and their input checks
     viz.explorer         `Explorer`, the base of every explorer: controls, a summary line, a figure redrawn on change
-    viz.ch01 … viz.ch06  each chapter's figures (each returns a matplotlib Figure) and explorers
+    viz.ch01 … viz.ch07  each chapter's figures (each returns a matplotlib Figure) and explorers
 """
 
 from .common import curve, style, token_log_probs
