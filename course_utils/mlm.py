@@ -259,12 +259,7 @@ def pseudo_log_likelihood(
     pass per scored position and is *not* a log-probability of the sequence: the conditionals
     come from different contexts and do not multiply to a distribution over sequences.
     """
-    if not isinstance(tokens, torch.Tensor) or tokens.ndim != 1:
-        raise ValueError("tokens must be a 1-D tensor of token ids")
-    x = tokens.long()
-    where = list(range(len(x))) if positions is None else [int(p) for p in positions]
-    if not where or any(not 0 <= p < len(x) for p in where):
-        raise ValueError(f"positions must be a non-empty list of indices in 0..{len(x) - 1}")
+    x, where = _sequence_and_positions(tokens, positions)
     batch_size = positive_int(batch_size, "batch_size")
     dev = model_device(logits_fn)
     out = []
@@ -280,6 +275,17 @@ def pseudo_log_likelihood(
     return torch.cat(out)
 
 
+def _sequence_and_positions(tokens: torch.Tensor, positions: Sequence[int] | None) -> tuple[torch.Tensor, list[int]]:
+    """The token ids as a long 1-D tensor and the positions to score (all of them by default), checked."""
+    if not isinstance(tokens, torch.Tensor) or tokens.ndim != 1:
+        raise ValueError("tokens must be a 1-D tensor of token ids")
+    x = tokens.long()
+    where = list(range(len(x))) if positions is None else [int(p) for p in positions]
+    if not where or any(not 0 <= p < len(x) for p in where):
+        raise ValueError(f"positions must be a non-empty list of indices in 0..{len(x) - 1}")
+    return x, where
+
+
 @torch.no_grad()
 def left_only_log_probs(logits_fn: LogitsFn, tokens: torch.Tensor, mask_id: int,
                         positions: Sequence[int] | None = None) -> torch.Tensor:
@@ -289,12 +295,7 @@ def left_only_log_probs(logits_fn: LogitsFn, tokens: torch.Tensor, mask_id: int,
     would; compared with `pseudo_log_likelihood` on the same positions it measures what the
     right side adds for this one model. One forward pass per position.
     """
-    if not isinstance(tokens, torch.Tensor) or tokens.ndim != 1:
-        raise ValueError("tokens must be a 1-D tensor of token ids")
-    x = tokens.long()
-    where = list(range(len(x))) if positions is None else [int(p) for p in positions]
-    if not where or any(not 0 <= p < len(x) for p in where):
-        raise ValueError(f"positions must be a non-empty list of indices in 0..{len(x) - 1}")
+    x, where = _sequence_and_positions(tokens, positions)
     dev = model_device(logits_fn)
     out = []
     for i in where:

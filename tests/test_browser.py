@@ -9,17 +9,9 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))  # the scripts under tools/ import as modules
+import browser_test as driver  # noqa: E402
 
-
-def load_driver():
-    spec = importlib.util.spec_from_file_location("browser_test", ROOT / "tools" / "browser_test.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-driver = load_driver()
 pytestmark = pytest.mark.skipif(
     not driver.CHROMIUM.exists() or importlib.util.find_spec("playwright") is None,
     reason="needs Chromium and playwright: `make test-browser` installs them and runs this file first")

@@ -28,11 +28,10 @@ LINK = re.compile(r'\b(?:href|src)="([^"]+)"')
 
 
 def load_builder():
-    spec = importlib.util.spec_from_file_location("build_site", ROOT / "tools" / "build_site.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    """tools/build_site.py as a module (the scripts under tools/ are not a package)."""
+    if str(ROOT / "tools") not in sys.path:
+        sys.path.insert(0, str(ROOT / "tools"))
+    return importlib.import_module("build_site")
 
 
 def bundle(obj) -> dict:
