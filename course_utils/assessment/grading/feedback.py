@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .results import written_here
+
 FORMATS = ("md", "html")
 _LONGEST_BACKTICKS = re.compile(r"`+")
 _MD_START = "# Feedback: "
@@ -28,13 +30,7 @@ def write_feedback(path: Path, results: dict[str, Any]) -> None:
 def is_feedback(path: Path) -> bool:
     """Whether `path` is a feedback file written here (so that rewriting it loses nothing of anyone's)."""
     start = {"md": _MD_START, "html": _HTML_START}.get(path.suffix.lstrip("."))
-    if start is None or path.is_symlink() or not path.is_file():
-        return False
-    try:
-        with open(path, "rb") as f:
-            return f.read(len(start.encode())) == start.encode()
-    except OSError:
-        return False
+    return start is not None and written_here(path, start)
 
 
 def parts(results: dict[str, Any]) -> tuple[str, list[tuple[str, str, str, str]], list[tuple[int, str]]]:

@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from .results import Graded, load_results, number, shown
+from .results import Graded, load_results, number, shown, written_here
 
 REPORT_MD = "report.md"
 REPORT_PNG = "report.png"
@@ -97,13 +97,7 @@ def write_report(folder: Path) -> str:
 
 def is_report(path: Path) -> bool:
     """Whether `path` is a class report written here (not, say, the feedback of a submission named `report`)."""
-    if path.is_symlink() or not path.is_file():
-        return False
-    try:
-        with open(path, "rb") as f:
-            return f.read(len(_REPORT_START.encode())) == _REPORT_START.encode()
-    except OSError:
-        return False
+    return written_here(path, _REPORT_START)
 
 
 def _cell(text: str) -> str:

@@ -201,6 +201,18 @@ def _zero(submission: str, status: str, items: list[tuple[str, float]], why: str
     return Graded(submission, 0.0, max_score, status, results)
 
 
+def written_here(path: Path, first_line: str) -> bool:
+    """Whether `path` is a plain file (not a link) that starts with `first_line`, as each file the grader writes
+    and may rewrite does: a file of anyone else's, under the same name, is left alone."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(first_line.encode())) == first_line.encode()
+    except OSError:
+        return False
+
+
 def shown(name: str) -> str:
     """A name as one printable line: control characters, line breaks, backslashes and bytes that
     are not UTF-8 (a file name's) become visible escapes, so a name can never pass for another line."""
