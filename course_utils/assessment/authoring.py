@@ -132,21 +132,22 @@ def dumps(nb: nbformat.NotebookNode) -> str:
     return nbformat.writes(nb, version=4) + "\n"
 
 
-def exercises(check: bool = False, root: Path = ROOT) -> list[Path]:
-    """Write exercises/NN_*.ipynb from solutions/; with `check`, return the stale ones instead."""
+def exercises(check: bool = False, root: Path = ROOT, out: Path | None = None) -> list[Path]:
+    """Write exercises/NN_*.ipynb (or into `out`) from solutions/; with `check`, return the stale ones instead."""
     if not (root / "solutions").is_dir():
         raise ValueError(f"{root} has no solutions/ (a student release): its exercises are final as they are")
+    out = root / "exercises" if out is None else out
     stale = []
     for sol in sorted((root / "solutions").glob("*.ipynb")):
-        target = root / "exercises" / sol.name
+        target = out / sol.name
         text = dumps(make_exercise(nbformat.read(sol, as_version=4)))
         if target.exists() and target.read_text(encoding="utf-8") == text:
             continue
         stale.append(target)
         if not check:
-            target.parent.mkdir(exist_ok=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
-    orphans = [p for p in (root / "exercises").glob("*.ipynb") if not (root / "solutions" / p.name).exists()]
+    orphans = [p for p in out.glob("*.ipynb") if not (root / "solutions" / p.name).exists()]
     return stale + orphans
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import nbformat
 
-from .authoring import BEGIN, END, dumps, make_exercise
+from .authoring import BEGIN, END, exercises
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = ".course-release"  # written into every release; a folder holding it may be replaced
@@ -49,7 +49,7 @@ def build(dest: Path, root: Path = ROOT) -> list[Path]:
     for tree in TREES:
         written += _copy_tree(root, tree, dest)
     written += [_copy(path, dest / "tests" / path.name) for path in student_tests(root)]
-    written += _write_exercises(root, dest)
+    written += exercises(root=root, out=dest / "exercises")  # generated now: no stale copy can carry an answer
     (dest / MARKER).write_text("A student release of the course, written by `make release` from the "
                                "instructor's tree: no solutions, no instructor key.\n", encoding="utf-8")
     problems = leaks(dest)
@@ -110,17 +110,6 @@ def _copy_tree(root: Path, name: str, dest: Path) -> list[Path]:
         if (path.is_file() and not path.is_symlink() and not any(part in _SKIP for part in rel.parts)
                 and path.suffix != ".pyc" and KEY not in (rel, *rel.parents)):
             out.append(_copy(path, dest / rel))
-    return out
-
-
-def _write_exercises(root: Path, dest: Path) -> list[Path]:
-    """Exercises generated from the solutions now, so that no stale copy can carry an answer."""
-    out = []
-    for solution in sorted((root / "solutions").glob("*.ipynb")):
-        target = dest / "exercises" / solution.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(dumps(make_exercise(nbformat.read(solution, as_version=4))), encoding="utf-8")
-        out.append(target)
     return out
 
 
