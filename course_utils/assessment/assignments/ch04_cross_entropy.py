@@ -6,6 +6,7 @@ import torch
 
 from ... import losses
 from ...information import entropy, kl_divergence
+from ...validate import same_shape
 from ..items import AnswerItem, Assignment, Case, FunctionItem
 
 
@@ -38,9 +39,7 @@ def log_likelihood_from_losses(token_losses, response_mask) -> float:
     """log Pr(y | x) = -(sum of the per-token losses at the response positions)."""
     t = torch.as_tensor(token_losses, dtype=torch.float64)
     m = torch.as_tensor(response_mask, dtype=torch.bool)
-    if t.shape != m.shape:
-        raise ValueError(f"token_losses and response_mask must have the same shape, got {tuple(t.shape)} "
-                         f"and {tuple(m.shape)}")
+    same_shape(t, m, ("token_losses", "response_mask"))
     return 0.0 - float(t[m].sum())
 
 
