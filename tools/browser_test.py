@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import nbformat
 
@@ -60,6 +61,13 @@ JS_CHANGED = f"""([el, old]) => {{
     const now = ({JS_SHOWN})(el);
     return now[0] !== old[0] && (old[1] === '' || (now[1] !== '' && now[1] !== old[1]));
 }}"""
+
+
+class Lab(NamedTuple):
+    """A running JupyterLab server: its base URL and its token."""
+
+    url: str
+    token: str
 
 
 @dataclass
@@ -106,8 +114,8 @@ def write_settings(folder: Path) -> None:
 
 
 @contextmanager
-def jupyter_lab(root: Path, work: Path) -> Iterator[str]:
-    """A JupyterLab server on a free port serving `root`; yields its base URL with the token; always stopped."""
+def jupyter_lab(root: Path, work: Path) -> Iterator[Lab]:
+    """A JupyterLab server on a free port serving `root`; yields its URL and token; always stopped."""
     port, token = free_port(), secrets.token_hex(16)
     write_settings(work / "settings")
     env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(work / "settings"),
@@ -122,7 +130,7 @@ def jupyter_lab(root: Path, work: Path) -> Iterator[str]:
     try:
         url = f"http://127.0.0.1:{port}"
         wait_for_server(url, token, server)
-        yield f"{url}|{token}"
+        yield Lab(url, token)
     finally:
         stop(server)
         log.close()
@@ -153,12 +161,11 @@ def stop(server: subprocess.Popen) -> None:
         server.wait()
 
 
-def open_lesson(browser, base: str, lesson: Lesson) -> None:
+def open_lesson(browser, lab: Lab, lesson: Lesson) -> None:
     """Open the lesson in a fresh page, wait until its kernel is idle, and start Run All."""
-    url, token = base.split("|")
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.set_default_timeout(60_000)
-    page.goto(f"{url}/lab/tree/notebooks/{lesson.path.name}?token={token}&reset")
+    page.goto(f"{lab.url}/lab/tree/notebooks/{lesson.path.name}?token={lab.token}&reset")
     page.wait_for_function(
         """n => { const s = document.querySelector('#jp-main-statusbar');
                   return s && s.innerText.includes('| Idle') && !s.innerText.includes('No Kernel')
@@ -259,15 +266,15 @@ def screenshot(lesson: Lesson, out: Path) -> None:
     page.screenshot(path=str(out / f"{lesson.path.stem}.png"))
 
 
-def shut_down_kernel(base: str, name: str) -> None:
+def shut_down_kernel(lab: Lab, name: str) -> None:
     """Delete the server's session of notebook `name`, so a finished lesson's kernel frees its memory and core."""
-    url, token = base.split("|")
-    with urllib.request.urlopen(f"{url}/api/sessions?token={token}", timeout=10) as response:
+    with urllib.request.urlopen(f"{lab.url}/api/sessions?token={lab.token}", timeout=10) as response:
         sessions = json.load(response)
     for session in sessions:
         if not session.get("path", "").endswith(name):
             continue
-        request = urllib.request.Request(f"{url}/api/sessions/{session['id']}?token={token}", method="DELETE")
+        request = urllib.request.Request(f"{lab.url}/api/sessions/{session['id']}?token={lab.token}",
+                                         method="DELETE")
         urllib.request.urlopen(request, timeout=30).close()
 
 
@@ -297,13 +304,13 @@ def run(todo: list[Lesson], out: Path, jobs: int = 2, timeout: float = 1200,
         (work / "root" / "notebooks").mkdir(parents=True)
         for lesson in todo:
             shutil.copy2(lesson.path, work / "root" / "notebooks" / lesson.path.name)
-        with jupyter_lab(work / "root", work) as base, sync_playwright() as pw:
+        with jupyter_lab(work / "root", work) as lab, sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
             waiting, active, done = list(todo), [], []
             while waiting or active:
                 while waiting and len(active) < jobs:
                     lesson = waiting.pop(0)
-                    open_lesson(browser, base, lesson)
+                    open_lesson(browser, lab, lesson)
                     active.append(lesson)
                 for lesson in list(active):
                     over = time.monotonic() - lesson.started > timeout
@@ -311,7 +318,7 @@ def run(todo: list[Lesson], out: Path, jobs: int = 2, timeout: float = 1200,
                         lesson.problems.append(f"still running after {timeout:.0f} s")
                     if over or finished(lesson):
                         finish(lesson, work / "root" / "notebooks" / lesson.path.name, out, explorer_timeout)
-                        shut_down_kernel(base, lesson.path.name)
+                        shut_down_kernel(lab, lesson.path.name)
                         active.remove(lesson)
                         done.append(lesson)
                 time.sleep(1)
