@@ -64,9 +64,7 @@ def _heldout_score(train, heldout, v: int, k: float, denominator_k: float | None
     if denominator_k is None:
         table = bigram_probabilities(train, v, k)
     else:  # (C + k) / (row total + denominator_k): a table whose rows need not sum to 1
-        s = torch.as_tensor(train).long()
-        c = torch.zeros(v, v, dtype=torch.float64)
-        c.index_put_((s[:-1], s[1:]), torch.ones(len(s) - 1, dtype=torch.float64), accumulate=True)
+        c = _counts(train, v)
         table = (c + k) / (c.sum(1, keepdim=True) + denominator_k).clamp_min(1e-300)
     return float(torch.log(table[t[:-1], t[1:]]).sum())
 
