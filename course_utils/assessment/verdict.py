@@ -63,7 +63,8 @@ class Verdict:
 
     A pending verdict (an answer recorded where there is no key to judge it) has not passed, and is
     marked 📝 rather than ❌. `credit` is the share of the points earned by an item with partial
-    credit (None for an all-or-nothing item: everything when it passed, else nothing).
+    credit (None for an all-or-nothing item: everything when it passed, else nothing). A recorded
+    figure answer keeps its checked PNG in `figure` (as `read_png` rewrote it), for the instructor.
     """
 
     passed: bool
@@ -71,6 +72,7 @@ class Verdict:
     hint: str = ""
     pending: bool = False
     credit: float | None = None
+    figure: bytes | None = None
 
     def earned(self, points: float) -> float:
         """The points this verdict earns out of an item's `points`."""
@@ -203,9 +205,9 @@ def _manual_verdict(item: ManualItem, outcomes: list[Outcome]) -> Verdict:
     """A manually graded answer: recorded when it is a text that says something (or a whole figure), else why not."""
     if len(outcomes) != 1:
         return invalid_result()
-    if item.answer == FIGURE:
-        return figure_verdict(item, outcomes)
     got = outcomes[0]
+    if item.answer == FIGURE:
+        return _figure_verdict(item, got)
     if got.error is not None or not isinstance(got.value, str):
         return Verdict(False, f"`{item.name}` should be a text (a string in quotes)", "write your answer as a string")
     if not got.value.strip():
@@ -216,11 +218,9 @@ def _manual_verdict(item: ManualItem, outcomes: list[Outcome]) -> Verdict:
 FIGURE_HINT = "assign the matplotlib figure itself, e.g. `fig, ax = plt.subplots()`, draw on `ax`, then `{name} = fig`"
 
 
-def figure_verdict(item: ManualItem, outcomes: Sequence[Outcome]) -> Verdict:
-    """A figure answer: recorded when the PNG that came back is a whole image within the limits, else why not."""
-    if len(outcomes) != 1:
-        return invalid_result()
-    got = outcomes[0]
+def _figure_verdict(item: ManualItem, got: Outcome) -> Verdict:
+    """A figure answer: recorded (with its checked PNG) when what came back is a whole image within the limits,
+    else why not."""
     hint = FIGURE_HINT.format(name=item.name)
     if got.error is not None:
         unsupported = got.error.startswith(UNSUPPORTED)
@@ -233,7 +233,8 @@ def figure_verdict(item: ManualItem, outcomes: Sequence[Outcome]) -> Verdict:
         png = read_png(data)
     except ValueError as exc:
         return Verdict(False, f"`{item.name}` cannot be recorded as a figure: {exc}", hint)
-    return Verdict(False, f"recorded (a figure of {png.width} × {png.height} pixels); graded by hand", pending=True)
+    return Verdict(False, f"recorded (a figure of {png.width} × {png.height} pixels); graded by hand", pending=True,
+                   figure=png.data)
 
 
 def png_bytes(value: object) -> bytes | None:

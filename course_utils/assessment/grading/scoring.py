@@ -22,8 +22,6 @@ from ..items import (
     FunctionItem,
     Item,
     ManualItem,
-    Png,
-    read_png,
 )
 from ..verdict import (
     MANUAL_ANSWER,
@@ -36,7 +34,6 @@ from ..verdict import (
     missing,
     no_result,
     not_a_function,
-    png_bytes,
 )
 from . import protocol
 
@@ -98,8 +95,7 @@ class Plan:
         verdict = self.verdict(item, report)
         points = float(item.points)
         if isinstance(item, ManualItem) and item.answer == FIGURE:
-            png = recorded_figure(report) if verdict.pending else None
-            return ItemResult(item.name, 0.0, points, verdict.line(), png.data if png else None)
+            return ItemResult(item.name, 0.0, points, verdict.line(), verdict.figure)
         if isinstance(item, ManualItem):
             return ItemResult(item.name, 0.0, points, manual_output(verdict, report))
         if item.keyed:
@@ -143,14 +139,4 @@ def manual_output(verdict: Verdict, report: protocol.ItemReport | None) -> str:
 def _answer_kind(item: Item) -> str:
     """How the child reads an answer variable: as plain data, or a figure as the PNG it saves as."""
     return protocol.FIGURE if isinstance(item, ManualItem) and item.answer == FIGURE else protocol.ANSWER
-
-
-def recorded_figure(report: protocol.ItemReport | None) -> Png | None:
-    """The checked PNG of a recorded figure answer (None when the report holds none)."""
-    data = png_bytes(report.outcomes[0].value) if report is not None and len(report.outcomes) == 1 else None
-    try:
-        return read_png(data) if data is not None else None
-    except ValueError:
-        return None
-
 
