@@ -23,11 +23,16 @@ def _logits_and_tokens(logits, tokens) -> tuple[torch.Tensor, torch.Tensor]:
     return z, x
 
 
+def _next_token_log_probs(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """log Pr(tokens[t] | tokens[<t]) for t ≥ 1: row t − 1 of the log-softmax at column tokens[t]."""
+    return torch.log_softmax(z[:-1], -1).gather(1, x[1:, None]).squeeze(1)
+
+
 def response_nll(logits, tokens, prompt_len: int) -> float:
     """−log Pr(y | x) = −Σ_{t ≥ prompt_len} log softmax(logits[t − 1])[tokens[t]] for one sequence."""
     z, x = _logits_and_tokens(logits, tokens)
     mask = response_loss_mask(int(prompt_len), len(x))
-    lp = torch.log_softmax(z[:-1], -1).gather(1, x[1:, None]).squeeze(1)
+    lp = _next_token_log_probs(z, x)
     return float(-(lp * mask).sum())
 
 
@@ -37,7 +42,7 @@ def assistant_turn_log_probs(logits, tokens, turn_of_token) -> torch.Tensor:
     owner = torch.as_tensor(turn_of_token, dtype=torch.long)
     if owner.shape != x.shape or int(owner[0]) != -1 or int(owner.max()) < 0:
         raise ValueError("turn_of_token needs one entry per token, −1 for the first token, and some turn")
-    lp = torch.log_softmax(z[:-1], -1).gather(1, x[1:, None]).squeeze(1)
+    lp = _next_token_log_probs(z, x)
     keep = owner[1:] >= 0
     return torch.zeros(int(owner.max()) + 1, dtype=torch.float64).index_add_(0, owner[1:][keep], lp[keep])
 
