@@ -310,11 +310,9 @@ def train(
     generator = torch.Generator().manual_seed(config.seed)  # batches are drawn on the CPU
     torch.manual_seed(config.seed)  # dropout
     history, start = History(device=str(dev), precision=precision), 0
-    if resume and config.checkpoint_path and Path(config.checkpoint_path).exists():
-        start = _load_checkpoint(config.checkpoint_path, net, optimizer, generator, history, config)
     scaler = gradient_scaler(precision, dev)
-    if resume and scaler is not None and Path(str(config.checkpoint_path)).exists():
-        _load_scaler(config.checkpoint_path, scaler)
+    if resume and config.checkpoint_path and Path(config.checkpoint_path).exists():
+        start = _load_checkpoint(config.checkpoint_path, net, optimizer, generator, history, config, scaler)
     base_loss = _loss_of(model, net, loss_fn)
     forward, is_compiled = compiled(base_loss, config.compile, dev)
     peak = peak_flops(torch.cuda.get_device_name(dev), precision) if dev.type == "cuda" else None
@@ -533,7 +531,8 @@ _RESUMABLE_FIELDS = ("iterations", "batch_size", "context", "lr", "min_lr", "war
                      "weight_decay", "grad_clip", "seed", "precision")
 
 
-def _load_checkpoint(path, model, optimizer, generator, history, config) -> int:
+def _load_checkpoint(path, model, optimizer, generator, history, config, scaler=None) -> int:
+    """Restore a run from `path`; the gradient scaler (fp16 runs) too when the checkpoint holds its state."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file
@@ -548,19 +547,11 @@ def _load_checkpoint(path, model, optimizer, generator, history, config) -> int:
     torch.set_rng_state(state["torch_rng"])
     if state.get("cuda_rng") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
     for key in ("steps", "train_loss", "lr", "grad_norm", "val_steps", "val_loss"):
         setattr(history, key, list(state["history"].get(key, [])))
     return int(state["step"])
-
-
-def _load_scaler(path, scaler: torch.amp.GradScaler) -> None:
-    """The gradient scaler's factor and counters from a checkpoint (fp16 runs), when it holds them."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - _load_checkpoint reports an unreadable file
-        return
-    if isinstance(state, dict) and state.get("scaler"):
-        scaler.load_state_dict(state["scaler"])
 
 
 def _same(a, b) -> bool:
