@@ -2,7 +2,6 @@
 
 import base64
 import html
-import importlib.util
 import re
 import subprocess
 import sys
@@ -22,16 +21,12 @@ from course_utils.viz.explorer import Explorer
 matplotlib.use("Agg")
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))  # the scripts under tools/ import as modules
+import build_site as builder  # noqa: E402
+
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_REPR = re.compile(r"\b[VH]Box\(children=|\w+\(children=\(")
 LINK = re.compile(r'\b(?:href|src)="([^"]+)"')
-
-
-def load_builder():
-    """tools/build_site.py as a module (the scripts under tools/ are not a package)."""
-    if str(ROOT / "tools") not in sys.path:
-        sys.path.insert(0, str(ROOT / "tools"))
-    return importlib.import_module("build_site")
 
 
 def bundle(obj) -> dict:
@@ -100,7 +95,7 @@ def sample_site(tmp_path_factory):
     nb = new_notebook(cells=[new_markdown_cell("# 01 · One\n\nMaths: $\\hat\\theta = k/n$."), explorer, bar, old])
     nbformat.write(nb, root / "notebooks" / "01_one.ipynb")
     out = root / "site"
-    load_builder().build(root, out)
+    builder.build(root, out)
     return out
 
 
@@ -116,7 +111,6 @@ def test_sample_site_shows_the_explorers_state_and_figure_and_no_widget_repr(sam
 
 
 def test_course_map_and_titles_come_from_the_readme_and_the_notebooks():
-    builder = load_builder()
     pages = builder.lesson_pages(ROOT)
     names = [p.notebook.name for p in pages]
     assert names == sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")) and len(names) >= 6
@@ -179,7 +173,6 @@ def test_pages_load_nothing_from_outside_but_mathjax_and_show_no_widget_repr(sit
 
 
 def test_every_stored_figure_is_on_its_page(site):
-    builder = load_builder()
     for lesson in builder.lesson_pages(ROOT):
         nb = builder.static_outputs(nbformat.read(lesson.notebook, as_version=4))
         figures = sum("image/png" in out.get("data", {}) for cell in nb.cells for out in cell.get("outputs", []))
