@@ -210,10 +210,14 @@ def test_a_release_refuses_to_be_built_over_other_files_or_from_a_release(tree, 
 
 # ---------------------------------------------------------------- using the release
 
+def _release_env(tree: Path) -> dict[str, str]:
+    """The environment of a process that imports the release's package (nothing is installed)."""
+    return {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+
+
 def _in_release(tree: Path, code: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.run([sys.executable, "-c", code], cwd=tree, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run([sys.executable, "-c", code], cwd=tree, env=_release_env(tree), capture_output=True,
+                          text=True, timeout=timeout)
 
 
 CHECK_IN_RELEASE = r'''
@@ -272,8 +276,7 @@ def test_the_solution_gets_full_marks_with_the_key_and_the_public_part_without(t
     assert with_key["score"] == with_key["max_score"] == assignment.max_score
     assert all(PUBLIC_ONLY not in t["output"] for t in with_key["tests"])
 
-    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
-    public, said = _grade(tree, tree.parent / "graded-without-key", env)
+    public, said = _grade(tree, tree.parent / "graded-without-key", _release_env(tree))
     assert "course-grade: this course tree has no instructor key: public cases only" in said  # said once per batch
     function_points = sum(i.points for i in assignment.items if isinstance(i, FunctionItem))
     assert public["score"] == public["max_score"] == function_points < assignment.max_score
