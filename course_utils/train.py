@@ -167,6 +167,7 @@ def evaluate(
     if n_windows < 1:
         raise ValueError(f"validation needs at least context + 1 = {context + 1} tokens, got {len(tokens)}")
     dev = model_device(model)
+    precision = resolve_precision(precision, dev)
     was_training = model.training
     model.eval()
     total, count = torch.zeros((), dtype=torch.float64, device=dev), 0
@@ -205,12 +206,13 @@ def resolve_precision(precision: str, dev: torch.device) -> str:
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def _autocast(dev: torch.device, precision: str = "auto"):
+def _autocast(dev: torch.device, precision: str):
     """Autocast in bf16 or fp16 where `precision` asks for it (matrix products in 16 bits, the loss in float32).
 
+    `precision` is what `resolve_precision` returned, so a step does not query the GPU again.
     Deterministic on a CPU: a run repeats bit for bit on the same machine in any precision.
     """
-    dtype = _AUTOCAST_DTYPES.get(resolve_precision(precision, dev))
+    dtype = _AUTOCAST_DTYPES.get(one_of(precision, ("bf16", "fp16", "fp32"), "precision"))
     return torch.autocast(device_type=dev.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
 
