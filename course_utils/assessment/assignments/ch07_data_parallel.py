@@ -23,13 +23,18 @@ def _pairs(table, prev, nxt, world_size) -> tuple[torch.Tensor, torch.Tensor, to
 
 def data_parallel_gradient(table, prev, nxt, world_size: int) -> torch.Tensor:
     """The mean over k workers of each one's gradient of its shard's mean bigram NLL (the all-reduce's result)."""
-    w, p, n, k = _pairs(table, prev, nxt, world_size)
+    return _shard_gradients(*_pairs(table, prev, nxt, world_size)).mean(0)
+
+
+def _shard_gradients(table: torch.Tensor, prev: torch.Tensor, nxt: torch.Tensor, world_size: int,
+                     reduction: str = "mean") -> torch.Tensor:
+    """(k, V, V): each worker's gradient of its shard's bigram NLL (its mean, or its sum), consecutive equal shards."""
     grads = []
-    for ps, ns in zip(p.chunk(k), n.chunk(k), strict=True):  # consecutive equal shards
-        v = w.clone().requires_grad_(True)
-        loss = -torch.log_softmax(v[ps], dim=-1).gather(1, ns[:, None]).mean()
-        grads.append(torch.autograd.grad(loss, v)[0])
-    return torch.stack(grads).mean(0)
+    for ps, ns in zip(prev.chunk(world_size), nxt.chunk(world_size), strict=True):
+        v = table.clone().requires_grad_(True)
+        terms = -torch.log_softmax(v[ps], dim=-1).gather(1, ns[:, None])
+        grads.append(torch.autograd.grad(terms.mean() if reduction == "mean" else terms.sum(), v)[0])
+    return torch.stack(grads)
 
 
 def loss_scales(counts) -> torch.Tensor:

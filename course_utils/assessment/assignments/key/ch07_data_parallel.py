@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ...items import AnswerKey, Case, FunctionKey, Mistake
-from ..ch07_data_parallel import _bigram_case
+from ..ch07_data_parallel import _bigram_case, _shard_gradients
 
 
 def _nll(means, counts, weighted=True, divide_by="total") -> float:
@@ -17,13 +17,7 @@ def _nll(means, counts, weighted=True, divide_by="total") -> float:
 
 
 def _gradient(table, prev, nxt, world_size, combine="mean", reduction="mean") -> torch.Tensor:
-    w = torch.as_tensor(table, dtype=torch.float64)
-    grads = []
-    for ps, ns in zip(prev.chunk(world_size), nxt.chunk(world_size), strict=True):
-        v = w.clone().requires_grad_(True)
-        terms = -torch.log_softmax(v[ps], dim=-1).gather(1, ns[:, None])
-        grads.append(torch.autograd.grad(terms.mean() if reduction == "mean" else terms.sum(), v)[0])
-    stacked = torch.stack(grads)
+    stacked = _shard_gradients(table, prev, nxt, world_size, reduction)
     return {"mean": stacked.mean(0), "sum": stacked.sum(0), "first": stacked[0]}[combine]
 
 
