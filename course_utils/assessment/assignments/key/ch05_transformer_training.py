@@ -64,13 +64,11 @@ def _lr(step, lr, min_lr, warmup, iterations, first=1, cosine_from=None, floor=N
 
 def _clip(grads, max_norm, per_tensor=False, clamp=False, scale_up=False, norm_after=False) -> tuple:
     """Clipping with one thing changed: tensor by tensor, element by element, always rescaled, the norm reported."""
-    if clamp:
-        clipped = [g.clamp(-max_norm, max_norm) for g in grads]
-        return clipped, float(torch.sqrt(sum((g * g).sum() for g in grads)))
-    if per_tensor:
-        clipped = [g * min(1.0, max_norm / float(g.norm())) for g in grads]
-        return clipped, float(torch.sqrt(sum((g * g).sum() for g in grads)))
     norm = float(torch.sqrt(sum((g * g).sum() for g in grads)))
+    if clamp:
+        return [g.clamp(-max_norm, max_norm) for g in grads], norm
+    if per_tensor:
+        return [g * min(1.0, max_norm / float(g.norm())) for g in grads], norm
     factor = max_norm / norm if scale_up else min(1.0, max_norm / norm)
     clipped = [g * factor for g in grads]
     return clipped, (min(norm, max_norm) if norm_after else norm)
