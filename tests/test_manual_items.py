@@ -27,7 +27,7 @@ import pytest
 import torch
 from test_grading import notebook
 
-from course_utils.assessment import assignments, items, verdict
+from course_utils.assessment import assignments, items
 from course_utils.assessment.grading import cli, feedback, parent, protocol, scoring
 from course_utils.assessment.grading.manual import GRADED_BY_HAND, answer_text
 from course_utils.assessment.grading.scoring import Plan
@@ -488,7 +488,7 @@ def test_figure_outcomes_and_the_largest_one_fits_one_message():
     try:
         for value in (fig, ax):
             got = items.figure_outcome(value)
-            assert read_png(verdict.png_bytes(got.value)).width == 300
+            assert read_png(items.png_bytes(got.value)).width == 300
     finally:
         plt.close(fig)
     assert items.figure_outcome(None).error == f"{items.UNSUPPORTED}None, not a matplotlib figure"
@@ -499,7 +499,7 @@ def test_figure_outcomes_and_the_largest_one_fits_one_message():
     line = protocol.encode_line(protocol.item_message("PLOT_LOSS", True, protocol.OK, [protocol.outcome(largest)]))
     assert len(line) < parent.MAX_LINE_BYTES  # the parent drops a longer message unread
     report = protocol.decode_line(line.strip(), {"PLOT_LOSS": 1})
-    assert verdict.png_bytes(report.outcomes[0].value) == too_big[:-1]
+    assert items.png_bytes(report.outcomes[0].value) == too_big[:-1]
 
 
 def test_the_grader_scores_a_figure_answer_from_what_came_back():

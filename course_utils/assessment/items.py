@@ -498,7 +498,18 @@ def figure_outcome(value: Any) -> Outcome:
         data = figure_png(value)
     except Unsupported as exc:
         return Outcome(error=f"{UNSUPPORTED}{exc}")
-    return Outcome(value={"__array__": True, "dtype": "uint8", "shape": [len(data)], "data": list(data)})
+    return Outcome(value=_array(np.frombuffer(data, dtype=np.uint8)))
+
+
+def png_bytes(value: Any) -> bytes | None:
+    """The bytes a figure answer's outcome carries (a one-dimensional uint8 array), None for any other value."""
+    if not _is_array(value) or value.get("dtype") != "uint8" or type(value.get("shape")) is not list \
+            or len(value["shape"]) != 1:
+        return None
+    try:
+        return np.asarray(value["data"], dtype=np.uint8).tobytes()
+    except (TypeError, ValueError, OverflowError):  # data that did not pass `protocol.check_plain`
+        return None
 
 
 def figure_png(value: Any) -> bytes:

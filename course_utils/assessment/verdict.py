@@ -14,8 +14,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import numpy as np
-
 from .items import (
     FIGURE,
     PLACEHOLDER,
@@ -34,6 +32,7 @@ from .items import (
     figure_outcome,
     judge,
     plain_outcome,
+    png_bytes,
     read_png,
     score_answer,
 )
@@ -237,15 +236,6 @@ def _figure_verdict(item: ManualItem, got: Outcome) -> Verdict:
                    figure=png.data)
 
 
-def png_bytes(value: object) -> bytes | None:
-    """The bytes of a one-dimensional uint8 array (how a figure's PNG crosses), None for any other value."""
-    if (type(value) is not dict or value.get("__array__") is not True or value.get("dtype") != "uint8"
-            or type(value.get("shape")) is not list or len(value["shape"]) != 1):
-        return None
-    try:
-        return np.asarray(value["data"], dtype=np.uint8).tobytes()
-    except (TypeError, ValueError, OverflowError):  # data that did not pass `protocol.check_plain`
-        return None
 def _recorded(item: AnswerItem, got: Any) -> Verdict:
     """Without the key: a malformed answer fails, a well-formed one is recorded for the graded run."""
     problem = _safe_judge(lambda: answer_form_problem(item, got))
