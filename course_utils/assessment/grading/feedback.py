@@ -59,8 +59,7 @@ def markdown(results: dict[str, Any]) -> str:
     if cells:
         lines += ["", "## Cells that raised an error", ""]
         for n, err in cells:
-            fence = "`" * max(3, 1 + max((len(m) for m in _LONGEST_BACKTICKS.findall(err)), default=0))
-            lines += [f"Cell {n}:", "", fence + "text", err, fence, ""]
+            lines += [f"Cell {n}:", "", fenced(err)]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -78,6 +77,13 @@ def page(results: dict[str, Any]) -> str:
     style = "body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{padding:.3em;text-align:left}"
     return (f"{_HTML_START}{name}</title><style>{style}</style></head>\n<body>\n"
             + "\n".join(body) + "\n</body></html>\n")
+
+
+def fenced(text: str) -> str:
+    """The text in a code fence longer than any run of backticks in it, so it shows exactly as written."""
+    longest = max((len(run) for run in _LONGEST_BACKTICKS.findall(text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{text}\n{fence}\n"
 
 
 def _md_text(text: str) -> str:

@@ -19,7 +19,6 @@ import csv
 import html
 import io
 import math
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,7 +103,7 @@ def item_markdown(item: ManualItem, given: list[Answer]) -> str:
             link = f"{quote(item.name)}/{quote(a.submission, errors='surrogateescape')}.png"
             body = f"![figure of {_md(a.submission)}]({link})\n"
         elif a.text is not None:
-            body = _fenced(a.text)
+            body = feedback.fenced(a.text)
         else:
             body = f"{NO_ANSWER}\n\n{_md(a.missing)}\n" if a.missing else f"{NO_ANSWER}\n"
         parts.append(f"## {_md(a.submission)}\n\n{body}")
@@ -319,13 +318,6 @@ def _csv_line(values: list[str]) -> str:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="").writerow(values)
     return buf.getvalue()
-
-
-def _fenced(text: str) -> str:
-    """The text in a code fence longer than any run of backticks in it, so it shows exactly as written."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}text\n{text}\n{fence}\n"
 
 
 def _md(text: str) -> str:
