@@ -17,6 +17,8 @@ from .losses import IGNORE_INDEX
 from .validate import as_tensor, index, positive_float, positive_int
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+# A batch source draws one training batch (inputs, targets), taking its randomness only from the
+# generator it is given. Targets equal to IGNORE_INDEX (-100) are not counted in the loss.
 BatchSource = Callable[[torch.Generator], Batch]
 LossFn = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -47,7 +49,7 @@ def target_count(targets: torch.Tensor) -> int:
 
 def shard(batch: Batch, rank: int, world_size: int) -> Batch:
     """Worker `rank`'s rows of a global batch: the rank-th of `world_size` equal consecutive blocks."""
-    x, y = _batch(batch)
+    x, y = batch_pair(batch)
     world_size = positive_int(world_size, "world_size")
     rank = index(rank, world_size, "rank", "a worker rank")
     if x.shape[0] % world_size:
@@ -73,7 +75,7 @@ def sharded(source: BatchSource, rank: int | None = None, world_size: int | None
 
 def split_rows(batch: Batch, sizes: Sequence[int]) -> list[Batch]:
     """A global batch cut into consecutive shards of `sizes` rows (unequal shards allowed)."""
-    x, y = _batch(batch)
+    x, y = batch_pair(batch)
     sizes = [positive_int(s, "each shard size") for s in sizes]
     if sum(sizes) != x.shape[0]:
         raise ValueError(f"shard sizes {sizes} add up to {sum(sizes)}, not to the batch's {x.shape[0]} rows")
@@ -84,7 +86,7 @@ def split_rows(batch: Batch, sizes: Sequence[int]) -> list[Batch]:
 
 def batch_gradient(model: torch.nn.Module, batch: Batch, loss_fn: LossFn | None = None) -> list[torch.Tensor]:
     """The gradient of the batch's mean NLL with respect to the model's trainable parameters."""
-    x, y = _batch(batch)
+    x, y = batch_pair(batch)
     params = _trainable(model)
     loss = model.loss(x, y) if loss_fn is None else loss_fn(model, x, y)
     return [g.detach() for g in torch.autograd.grad(loss, params)]
@@ -99,7 +101,7 @@ def simulate_all_reduce(model: torch.nn.Module, shards: Sequence[Batch], loss_fn
     """
     if len(shards) == 0:
         raise ValueError("shards is empty: at least one worker is needed")
-    counts = torch.tensor([target_count(_batch(s)[1]) for s in shards], dtype=torch.float64)
+    counts = torch.tensor([target_count(batch_pair(s)[1]) for s in shards], dtype=torch.float64)
     if weighted and counts.sum() == 0:
         raise ValueError("no shard has a counted target: the weighted mean is undefined")
     weights = counts / counts.sum() if weighted else torch.full((len(shards),), 1.0 / len(shards), dtype=torch.float64)
@@ -281,11 +283,12 @@ def _tail(log: str, lines: int = 20) -> str:
 
 # ---------------------------------------------------------------- guards
 
-def _batch(batch: Batch) -> Batch:
+def batch_pair(batch: Batch, what: str = "a batch must be") -> Batch:
+    """`batch` as (inputs, targets) if it is two tensors of one shape (batch, time); the error starts with `what`."""
     shaped = (isinstance(batch, (tuple, list)) and len(batch) == 2
               and all(isinstance(t, torch.Tensor) and t.ndim == 2 for t in batch))
     if not shaped or batch[0].shape != batch[1].shape:
-        raise ValueError("a batch must be (inputs, targets): two tensors of one shape (batch, time)")
+        raise ValueError(f"{what} (inputs, targets): two tensors of one shape (batch, time)")
     return batch[0], batch[1]
 
 

@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed
+from .distributed import Batch, BatchSource, batch_pair
 from .losses import IGNORE_INDEX
 from .models import TransformerConfig, flops_per_token
 from .runtime import compile_plan, default_precision, gpu_capability, model_device, supports_bf16
@@ -30,10 +31,6 @@ from .validate import (
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
-Batch = tuple[torch.Tensor, torch.Tensor]
-# A batch source draws one training batch (inputs, targets), taking its randomness only from the
-# generator it is given. Targets equal to IGNORE_INDEX (-100) are not counted in the loss.
-BatchSource = Callable[[torch.Generator], Batch]
 # Held-out data: a 1-D tensor of token ids, or a function scoring the model (its held-out loss).
 Validation = torch.Tensor | Callable[[torch.nn.Module], float]
 
@@ -478,11 +475,7 @@ def _check_tokens(tokens: torch.Tensor, name: str, context: int, vocab_size: int
 
 def _check_batch(batch: Batch, context: int, vocab_size: int) -> None:
     """A batch from a source: (B, T) integer inputs and targets, T within the model's context."""
-    shaped = (isinstance(batch, (tuple, list)) and len(batch) == 2
-              and all(isinstance(t, torch.Tensor) and t.ndim == 2 for t in batch))
-    if not shaped or batch[0].shape != batch[1].shape:
-        raise ValueError("a batch source must return (inputs, targets): two tensors of one shape (batch, time)")
-    x, y = batch
+    x, y = batch_pair(batch, "a batch source must return")
     if x.shape[1] > context:
         raise ValueError(f"a batch of {x.shape[1]} positions is longer than the model's context of {context}")
     for t, name in ((x, "inputs"), (y, "targets")):

@@ -225,6 +225,17 @@ def test_split_rows_allows_unequal_shards_that_add_up():
         distributed.split_rows(_batch(), [2, 5])
 
 
+@pytest.mark.parametrize("bad", [_batch()[0], (_batch()[0], _batch()[1][:, :4]), (_batch()[0][0], _batch()[1][0]),
+                                 (*_batch(), None)])
+def test_a_batch_that_is_not_two_tensors_of_one_shape_is_named(bad):
+    with pytest.raises(ValueError, match=r"a batch must be \(inputs, targets\): two tensors of one shape"):
+        distributed.shard(bad, 0, 1)
+    with pytest.raises(ValueError, match=r"a batch source must return \(inputs, targets\)"):
+        distributed.batch_pair(bad, "a batch source must return")
+    x, y = _batch()
+    assert distributed.batch_pair([x, y])[0] is x and distributed.batch_pair((x, y))[1] is y
+
+
 def _model_and_loss():
     model = Transformer(TransformerConfig(vocab_size=7, context=8, n_layers=1, n_heads=2, d_model=16), seed=1)
 
