@@ -102,6 +102,13 @@ class Block(nn.Module):
         return x + self.drop(self.ff(self.norm2(x)))
 
 
+def next_token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean NLL (nats per token, in float32) of `targets` (B, T) under `logits` (B, T, V), leaving out
+    targets equal to `losses.IGNORE_INDEX`: the loss of `Transformer.loss` and of the training loop."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
+                           ignore_index=IGNORE_INDEX)
+
+
 class Transformer(nn.Module):
     """Token + position embeddings, pre-norm blocks, a final norm and an output layer tied to the embedding."""
 
@@ -151,9 +158,7 @@ class Transformer(nn.Module):
 
         Targets equal to `losses.IGNORE_INDEX` (prompt tokens, padding) are left out of the mean.
         """
-        logits = self(idx)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
-                               ignore_index=IGNORE_INDEX)
+        return next_token_nll(self(idx), targets)
 
     def n_params(self, embeddings: bool = True) -> int:
         """Number of parameters (the tied matrix counted once); without embeddings if asked."""

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from . import distributed
 from .distributed import Batch, BatchSource, batch_pair
 from .losses import IGNORE_INDEX
-from .models import TransformerConfig, flops_per_token
+from .models import TransformerConfig, flops_per_token, next_token_nll
 from .runtime import compile_plan, default_precision, gpu_capability, model_device, supports_bf16
 from .runtime import device as choose_device
 from .text import random_batch
@@ -411,18 +411,13 @@ def _update(loss: torch.Tensor, optimizer: torch.optim.Optimizer, params: list[t
 
 def _loss_of(model: torch.nn.Module, net: torch.nn.Module, loss_fn: Callable | None) -> Callable:
     """The step's loss of (x, y). A DistributedDataParallel wrapper's own forward must run (it prepares the
-    gradient all-reduce), so there the default is the next-token NLL of the wrapper's logits (`net.loss`'s formula)."""
+    gradient all-reduce), so there the default is the next-token NLL of the wrapper's logits
+    (`models.next_token_nll`, as in `net.loss`)."""
     if loss_fn is not None:
         return lambda x, y: loss_fn(model, x, y)
     if net is model:
         return net.loss
-    return lambda x, y: _next_token_nll(model(x), y)
-
-
-def _next_token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean NLL of the counted targets (as `Transformer.loss`): logits (B, T, V), targets (B, T)."""
-    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
-                                             ignore_index=IGNORE_INDEX)
+    return lambda x, y: next_token_nll(model(x), y)
 
 
 def _batch_source(data: torch.Tensor | BatchSource, context: int, batch_size: int, vocab_size: int) -> BatchSource:
